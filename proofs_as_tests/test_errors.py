@@ -1,0 +1,139 @@
+"""Every bad input is refused before any computation, with a message naming the argument
+and the violated condition."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import reference as rf
+
+
+def good():
+    P = jnp.full((3, 2, 3), 1.0 / 3)
+    R = jnp.zeros((3, 2))
+    return P, R, 0.9, jnp.full(3, 1.0 / 3)
+
+
+def refuses(pattern: str, fn, *args, **kwargs):
+    with pytest.raises(ValueError, match=pattern):
+        fn(*args, **kwargs)
+
+
+def test_transition_rows_must_sum_to_one():
+    P, R, g, rho0 = good()
+    refuses(r"`P` must sum to 1 along its last axis at \(s, a\) = \(1, 0\)", rf.FiniteMDP, P.at[1, 0, 0].set(0.5), R, g, rho0)
+
+
+def test_transition_probabilities_must_be_non_negative():
+    P, R, g, rho0 = good()
+    bad = P.at[0, 1, 0].set(-0.1).at[0, 1, 1].set(1.1 - 1.0 / 3)
+    refuses(r"`P` must be non-negative", rf.FiniteMDP, bad, R, g, rho0)
+
+
+@pytest.mark.parametrize("gamma", [1.0, -0.1, 1.5, float("nan"), float("inf")])
+def test_gamma_must_lie_in_unit_interval(gamma):
+    P, R, _, rho0 = good()
+    refuses(r"`gamma` must (lie in \[0, 1\)|be finite)", rf.FiniteMDP, P, R, gamma, rho0)
+
+
+def test_gamma_must_be_scalar():
+    P, R, _, rho0 = good()
+    refuses(r"`gamma` must be a scalar", rf.FiniteMDP, P, R, jnp.asarray([0.9, 0.9]), rho0)
+
+
+def test_transition_shape_must_be_S_A_S():
+    _, R, g, rho0 = good()
+    refuses(r"`P` must have shape \[S, A, S\]", rf.FiniteMDP, jnp.full((3, 2, 4), 0.25), R, g, rho0)
+    refuses(r"`P` must have shape \[S, A, S\]", rf.FiniteMDP, jnp.full((3, 3), 1 / 3), R, g, rho0)
+
+
+def test_reward_shape_must_agree_with_transitions():
+    P, _, g, rho0 = good()
+    refuses(r"`R` must have shape \[S, A\] or \[S\] = \(3, 2\)", rf.FiniteMDP, P, jnp.zeros((3, 3)), g, rho0)
+    refuses(r"`R` must have shape \[S\] \(a state reward\) = \(3,\)", rf.FiniteMDP, P, jnp.zeros(4), g, rho0)
+
+
+def test_initial_distribution_shape_must_agree():
+    P, R, g, _ = good()
+    refuses(r"`rho0` must have shape \[S\] = \(3,\)", rf.FiniteMDP, P, R, g, jnp.full(4, 0.25))
+
+
+def test_initial_distribution_must_be_a_distribution():
+    P, R, g, _ = good()
+    refuses(r"`rho0` must sum to 1", rf.FiniteMDP, P, R, g, jnp.asarray([0.5, 0.4, 0.0]))
+    refuses(r"`rho0` must be non-negative", rf.FiniteMDP, P, R, g, jnp.asarray([1.5, -0.5, 0.0]))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_anywhere_is_refused(bad):
+    P, R, g, rho0 = good()
+    refuses(r"`P` must be finite", rf.FiniteMDP, P.at[0, 0, 0].set(bad), R, g, rho0)
+    refuses(r"`R` must be finite, but R\[2, 1\]", rf.FiniteMDP, P, R.at[2, 1].set(bad), g, rho0)
+    refuses(r"`rho0` must be finite", rf.FiniteMDP, P, R, g, rho0.at[0].set(bad))
+
+
+def test_policy_rows_must_sum_to_one():
+    mdp = rf.FiniteMDP(*good())
+    pi = jnp.asarray([[0.5, 0.5], [0.2, 0.7], [1.0, 0.0]])
+    refuses(r"policy_evaluation: `pi` must sum to 1 along its last axis at \(s\) = \(1,\)", rf.policy_evaluation, mdp, pi)
+
+
+def test_policy_must_be_non_negative():
+    mdp = rf.FiniteMDP(*good())
+    pi = jnp.asarray([[1.5, -0.5], [0.5, 0.5], [1.0, 0.0]])
+    refuses(r"advantages: .*`pi` must be non-negative", rf.advantages, mdp, pi)
+
+
+def test_policy_must_not_contain_nan():
+    mdp = rf.FiniteMDP(*good())
+    pi = jnp.asarray([[jnp.nan, 0.5], [0.5, 0.5], [1.0, 0.0]])
+    refuses(r"`pi` must be finite", rf.expected_return, mdp, pi)
+
+
+def test_policy_shape_must_match_mdp():
+    mdp = rf.FiniteMDP(*good())
+    refuses(r"`pi` must have shape \[S, A\] = \(3, 2\), but has shape \(3, 3\)", rf.discounted_visitation, mdp, jnp.full((3, 3), 1 / 3))
+
+
+def test_values_shape_must_match_mdp():
+    mdp = rf.FiniteMDP(*good())
+    refuses(r"`V` must have shape \[S\] = \(3,\)", rf.bellman_optimality_operator, mdp, jnp.zeros(4))
+
+
+def test_one_hot_policy_actions_in_range():
+    refuses(r"`actions` must lie in \[0, 2\)", rf.one_hot_policy, jnp.asarray([0, 2, 1]), 2)
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_random_mdp_sizes_must_be_positive(bad):
+    refuses(r"`num_states` must be an integer >= 1", rf.random_mdp, jax.random.key(0), bad, 2, 0.9)
+    refuses(r"`num_actions` must be an integer >= 1", rf.random_mdp, jax.random.key(0), 2, bad, 0.9)
+
+
+def test_random_mdp_gamma_range():
+    refuses(r"random_mdp: `gamma` must lie in \[0, 1\)", rf.random_mdp, jax.random.key(0), 2, 2, 1.0)
+
+
+def test_value_iteration_arguments():
+    mdp = rf.FiniteMDP(*good())
+    refuses(r"`tol` must be > 0", rf.value_iteration, mdp, tol=0.0)
+    refuses(r"`max_iters` must be an integer >= 1", rf.value_iteration, mdp, max_iters=0)
+    refuses(r"`max_iters` must be an integer >= 1", rf.policy_iteration, mdp, max_iters=0)
+
+
+def test_sample_trajectory_horizon():
+    mdp = rf.FiniteMDP(*good())
+    refuses(r"`horizon` must be an integer >= 1", rf.sample_trajectory, jax.random.key(0), mdp, jnp.full((3, 2), 0.5), 0)
+
+
+def test_discounted_return_gamma_range():
+    refuses(r"`gamma` must lie in \[0, 1\]", rf.discounted_return, jnp.ones(3), 1.5)
+
+
+def test_messages_are_value_errors_not_nan():
+    """A bad MDP never reaches the solver: no NaN result."""
+    P, R, g, rho0 = good()
+    with pytest.raises(ValueError):
+        rf.policy_evaluation(rf.FiniteMDP(P * 2, R, g, rho0), jnp.full((3, 2), 0.5))
+    assert np.isfinite(np.asarray(rf.policy_evaluation(rf.FiniteMDP(P, R, g, rho0), jnp.full((3, 2), 0.5)))).all()

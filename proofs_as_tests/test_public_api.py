@@ -1,0 +1,74 @@
+"""The public API: SPEC's names with SPEC's argument order, each documented with its
+equation, source and proving test."""
+
+import inspect
+import pathlib
+import re
+
+import pytest
+
+import reference as rf
+
+# SPEC.md "Public API": name -> leading positional parameters, in order.
+SPEC_SIGNATURES = {
+    "FiniteMDP": ["P", "R", "gamma", "rho0"],
+    "random_mdp": ["key", "num_states", "num_actions", "gamma"],
+    "discounted_return": ["rewards", "gamma"],
+    "sample_trajectory": ["key", "mdp", "pi", "horizon"],
+    "bellman_expectation_operator": ["mdp", "pi", "V"],
+    "policy_evaluation": ["mdp", "pi"],
+    "bellman_optimality_operator": ["mdp", "V"],
+    "value_iteration": ["mdp", "tol", "max_iters"],
+    "greedy_policy": ["mdp", "V"],
+    "policy_iteration": ["mdp"],
+    "one_hot_policy": ["actions", "num_actions"],
+    "state_values": ["mdp", "pi"],
+    "action_values": ["mdp", "pi"],
+    "expected_return": ["mdp", "pi"],
+    "advantages": ["mdp", "pi"],
+    "discounted_visitation": ["mdp", "pi"],
+}
+
+TEST_DIR = pathlib.Path(__file__).parent
+
+
+def parameters(obj):
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    names = [p for p in inspect.signature(target).parameters if p != "self"]
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_SIGNATURES))
+def test_spec_names_exist_with_spec_arguments(name):
+    assert name in rf.__all__, f"{name} is not exported"
+    obj = getattr(rf, name)
+    expected = SPEC_SIGNATURES[name]
+    assert parameters(obj)[: len(expected)] == expected
+
+
+def test_all_is_exactly_the_public_namespace():
+    public = {n for n in dir(rf) if not n.startswith("_")}
+    modules = {n for n in public if inspect.ismodule(getattr(rf, n))}
+    assert set(rf.__all__) == public - modules
+
+
+@pytest.mark.parametrize("name", sorted(rf.__all__))
+def test_every_public_name_is_documented_with_equation_and_source(name):
+    doc = inspect.getdoc(getattr(rf, name)) or ""
+    assert len(doc) > 40, f"{name} has no real docstring"
+    obj = getattr(rf, name)
+    if inspect.isfunction(obj) or (inspect.isclass(obj) and obj is rf.FiniteMDP):
+        assert "$$" in doc, f"{name}: no displayed equation"
+        assert re.search(r"Notes A\d+|notes' items? A\d+|Notes A\d+[a-z]", doc), f"{name}: no A-number"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in rf.__all__ if inspect.isfunction(getattr(rf, n))))
+def test_cited_proving_tests_exist(name):
+    """Every `proofs_as_tests/<file>.py::<test>` a docstring cites is a real test."""
+    doc = inspect.getdoc(getattr(rf, name)) or ""
+    doc = re.sub(r"\s+", "", doc)  # citations may wrap across lines
+    cited = re.findall(r"proofs_as_tests/(test_\w+\.py)::(test_\w+)", doc)
+    cited += [(f, t) for f, t in re.findall(r"proofs_as_tests/(test_\w+\.py)::\w+`?,?`?::(test_\w+)", doc)]
+    for file, test in cited:
+        source = (TEST_DIR / file).read_text()
+        assert f"def {test}(" in source, f"{name} cites missing {file}::{test}"

@@ -1,0 +1,240 @@
+r"""Finite Markov decision processes (notes §1, 马可夫决策过程): the tuple, its dynamics, returns.
+
+Source: CS229 main notes, ch. 15 §15.1 (Ng & Ma); the notes' items A1–A6.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from beartype import beartype
+from jaxtyping import PRNGKeyArray, jaxtyped
+
+from ._checks import (
+    as_float_array,
+    check_distribution,
+    check_finite,
+    check_gamma,
+    check_policy,
+    check_positive_int,
+    check_shape,
+    is_concrete,
+)
+from ._types import Array, ArrayLike, Float, Int, ScalarLike
+
+
+class FiniteMDP(eqx.Module):
+    r"""A finite MDP $(S, A, \{P_{sa}\}, \gamma, R)$ with an initial state distribution $\rho_0$.
+
+    $$s_0 \sim \rho_0,\qquad s_{t+1} \sim P_{s_t a_t},\qquad
+      \text{payoff } \textstyle\sum_t \gamma^t R(s_t, a_t).$$
+
+    Notes A1 (马可夫决策过程的元组). CS229 ch. 15 §15.1. Correction C1: the notes write
+    the reward's codomain as "R" and $P_{SA}$; here $R: S\times A\to\mathbb R$ and each
+    $P_{sa}$ is a distribution over next states.
+
+    The MDP is validated when it is built from concrete arrays: every problem raises
+    `ValueError` naming the argument and the violated condition (tested in
+    `proofs_as_tests/test_errors.py`). Inside `jax.jit`/`jax.vmap` only shapes are checked.
+    It is a pytree, so a batch of MDPs (leading axis on every leaf) can be `vmap`-ed over.
+
+    **Arguments:**
+
+    - `P`: transition probabilities `P[s, a, s'] = P_{sa}(s')`, shape `[S, A, S]`.
+    - `R`: reward `R[s, a]`, shape `[S, A]`; a state reward `R[s]` of shape `[S]` (the
+      notes' $R(s)$, correction C2) is broadcast over actions.
+    - `gamma`: discount factor in $[0, 1)$.
+    - `rho0`: initial state distribution, shape `[S]`; uniform if omitted.
+    """
+
+    P: Float[Array, "S A S"]
+    R: Float[Array, "S A"]
+    gamma: Float[Array, ""]
+    rho0: Float[Array, " S"]
+
+    def __init__(
+        self,
+        P: ArrayLike,
+        R: ArrayLike,
+        gamma: ScalarLike,
+        rho0: ArrayLike | None = None,
+    ):
+        where = "FiniteMDP"
+        P_arr = as_float_array(P, "P")
+        dtype = P_arr.dtype
+        if P_arr.ndim != 3 or P_arr.shape[0] != P_arr.shape[2]:
+            raise ValueError(
+                f"{where}: `P` must have shape [S, A, S] (P[s, a, s'] = P_sa(s')), "
+                f"but has shape {tuple(P_arr.shape)}."
+            )
+        num_states, num_actions = int(P_arr.shape[0]), int(P_arr.shape[1])
+        if num_states < 1 or num_actions < 1:
+            raise ValueError(f"{where}: `P` needs at least one state and one action.")
+        R_arr = as_float_array(R, "R", dtype)
+        if R_arr.ndim == 1:
+            check_shape(R_arr, (num_states,), "R", where, "[S] (a state reward)")
+            R_arr = jnp.broadcast_to(R_arr[:, None], (num_states, num_actions))
+        else:
+            check_shape(R_arr, (num_states, num_actions), "R", where, "[S, A] or [S]")
+        if rho0 is None:
+            rho0_arr = jnp.full((num_states,), 1.0 / num_states, dtype=dtype)
+        else:
+            rho0_arr = as_float_array(rho0, "rho0", dtype)
+            check_shape(rho0_arr, (num_states,), "rho0", where, "[S]")
+        check_gamma(gamma, where)
+        gamma_arr = jnp.asarray(gamma, dtype=dtype)
+        check_distribution(P_arr, "P", where, "s, a")
+        check_finite(R_arr, "R", where)
+        check_distribution(rho0_arr, "rho0", where, "")
+        if not is_concrete(P_arr, R_arr, gamma_arr, rho0_arr):
+            # Under tracing the values cannot be read now: check them when the code runs.
+            bad = (
+                ~jnp.all(jnp.isfinite(P_arr))
+                | ~jnp.all(jnp.isfinite(R_arr))
+                | (gamma_arr < 0)
+                | (gamma_arr >= 1)
+                | ~jnp.all(P_arr >= 0)
+            )
+            P_arr = eqx.error_if(P_arr, bad, "FiniteMDP: invalid P, R or gamma (traced check)")
+        self.P = P_arr
+        self.R = R_arr
+        self.gamma = gamma_arr
+        self.rho0 = rho0_arr
+
+    @property
+    def num_states(self) -> int:
+        """$|S|$."""
+        return int(self.P.shape[-1])
+
+    @property
+    def num_actions(self) -> int:
+        """$|A|$."""
+        return int(self.P.shape[-2])
+
+
+@jaxtyped(typechecker=beartype)
+def random_mdp(
+    key: PRNGKeyArray,
+    num_states: int,
+    num_actions: int,
+    gamma: ScalarLike,
+) -> FiniteMDP:
+    r"""A random dense MDP: Dirichlet(1) transition rows, rewards uniform in $[-1, 1]$.
+
+    $$P_{sa} \sim \mathrm{Dirichlet}(\mathbf 1_S),\quad R(s,a)\sim U[-1,1],
+      \quad \rho_0 \sim \mathrm{Dirichlet}(\mathbf 1_S).$$
+
+    Notes A1. Used by the property tests and the benchmarks. Works under `jax.vmap` over
+    `key` to build a batch of MDPs.
+
+    **Arguments:**
+
+    - `key`: a `jax.random` key.
+    - `num_states`, `num_actions`: $|S| \ge 1$, $|A| \ge 1$.
+    - `gamma`: discount in $[0, 1)$.
+
+    **Returns:** a `FiniteMDP`.
+    """
+    where = "random_mdp"
+    check_positive_int(num_states, "num_states", where)
+    check_positive_int(num_actions, "num_actions", where)
+    check_gamma(gamma, where)
+    kp, kr, k0 = jax.random.split(key, 3)
+    dtype = jnp.asarray(0.0).dtype
+    P = jax.random.dirichlet(kp, jnp.ones(num_states, dtype), (num_states, num_actions))
+    R = jax.random.uniform(kr, (num_states, num_actions), dtype, -1.0, 1.0)
+    rho0 = jax.random.dirichlet(k0, jnp.ones(num_states, dtype))
+    return FiniteMDP(P, R, gamma, rho0)
+
+
+@jaxtyped(typechecker=beartype)
+def one_hot_policy(actions: Int[ArrayLike, " S"], num_actions: int) -> Float[Array, "S A"]:
+    r"""The stochastic form of a deterministic policy $\pi: S \to A$.
+
+    $$\pi(a \mid s) = \mathbb 1[a = \pi(s)]$$
+
+    Notes A6 (策略); correction C7: a deterministic policy is the one-hot special case of
+    a stochastic one.
+
+    **Arguments:**
+
+    - `actions`: integer array `[S]`, `actions[s] = π(s)`.
+    - `num_actions`: $|A|$.
+
+    **Returns:** `pi[s, a]`, shape `[S, A]`.
+    """
+    check_positive_int(num_actions, "num_actions", "one_hot_policy")
+    acts = jnp.asarray(actions)
+    if is_concrete(acts) and acts.size and (int(acts.min()) < 0 or int(acts.max()) >= num_actions):
+        raise ValueError(
+            f"one_hot_policy: `actions` must lie in [0, {num_actions}), "
+            f"but range over [{int(acts.min())}, {int(acts.max())}]."
+        )
+    return jax.nn.one_hot(acts, num_actions, dtype=jnp.asarray(0.0).dtype)
+
+
+@jaxtyped(typechecker=beartype)
+def discounted_return(rewards: Float[ArrayLike, "*batch T"], gamma: ScalarLike) -> Float[Array, "*batch"]:
+    r"""The discounted payoff of one reward sequence.
+
+    $$G = R(s_0, a_0) + \gamma R(s_1, a_1) + \gamma^2 R(s_2, a_2) + \cdots
+        = \sum_{t=0}^{T-1} \gamma^t r_t$$
+
+    Notes A3 (action reward) and A4 (state reward $R(s_t)$, the same sum). CS229 §15.1.
+
+    **Arguments:**
+
+    - `rewards`: `[..., T]`, the rewards along the last axis.
+    - `gamma`: discount in $[0, 1]$ (1 is allowed here: a finite sum).
+
+    **Returns:** `[...]`. Proved against the exact $J(\pi)$ in
+    `proofs_as_tests/test_values.py::test_expected_return_matches_monte_carlo`.
+    """
+    r = jnp.asarray(rewards)
+    g = jnp.asarray(gamma, dtype=r.dtype)
+    if is_concrete(g) and not 0.0 <= float(g) <= 1.0:
+        raise ValueError(f"discounted_return: `gamma` must lie in [0, 1], but is {float(g)}.")
+    discounts = g ** jnp.arange(r.shape[-1], dtype=r.dtype)
+    return jnp.sum(r * discounts, axis=-1)
+
+
+@jaxtyped(typechecker=beartype)
+def sample_trajectory(
+    key: PRNGKeyArray,
+    mdp: FiniteMDP,
+    pi: Float[ArrayLike, "S A"],
+    horizon: int,
+) -> tuple[Int[Array, " T"], Int[Array, " T"], Float[Array, " T"]]:
+    r"""Sample $s_0 \xrightarrow{a_0} s_1 \xrightarrow{a_1} \cdots$ for `horizon` steps.
+
+    $$s_0\sim\rho_0,\quad a_t\sim\pi(\cdot\mid s_t),\quad r_t = R(s_t,a_t),
+      \quad s_{t+1}\sim P_{s_t a_t}.$$
+
+    Notes A2 (MDP 的动态过程). CS229 §15.1. Written with `jax.lax.scan`; `vmap` over keys
+    for many rollouts.
+
+    **Arguments:**
+
+    - `key`: a `jax.random` key.
+    - `mdp`: the MDP.
+    - `pi`: the policy `pi[s, a] = π(a|s)`.
+    - `horizon`: the number of steps $T \ge 1$ (static).
+
+    **Returns:** `(states [T], actions [T], rewards [T])`.
+    """
+    check_positive_int(horizon, "horizon", "sample_trajectory")
+    pi = check_policy(pi, mdp.num_states, mdp.num_actions, "sample_trajectory")
+    key0, key_steps = jax.random.split(key)
+    s0 = jax.random.categorical(key0, jnp.log(mdp.rho0))
+    log_pi = jnp.log(pi)
+    log_P = jnp.log(mdp.P)
+
+    def step(s: Array, k: Array) -> tuple[Array, tuple[Array, Array, Array]]:
+        ka, ks = jax.random.split(k)
+        a = jax.random.categorical(ka, log_pi[s])
+        s_next = jax.random.categorical(ks, log_P[s, a])
+        return s_next, (s, a, mdp.R[s, a])
+
+    _, (states, actions, rewards) = jax.lax.scan(step, s0, jax.random.split(key_steps, horizon))
+    return states, actions, rewards
