@@ -67,7 +67,9 @@ def mdps(
     return mdp
 
 
-def policy_array(rng: np.random.Generator, S: int, A: int, kind: str, scale: float = 3.0) -> np.ndarray:
+def policy_array(
+    rng: np.random.Generator, S: int, A: int, kind: str, scale: float = 3.0
+) -> np.ndarray:
     if kind == "uniform":
         return np.full((S, A), 1.0 / A)
     if kind == "deterministic":

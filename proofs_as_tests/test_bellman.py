@@ -6,8 +6,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import reference as rf
 from proofs_as_tests.strategies import mdp_and_policy, mdps, policies, tol
@@ -16,7 +15,9 @@ from proofs_as_tests.strategies import mdp_and_policy, mdps, policies, tol
 @jax.jit
 def iterate_expectation_operator(mdp: rf.FiniteMDP, pi, V0, num_iters):
     """Apply T^π `num_iters` times: the truncated series Σ_{t<K} γ^t P_π^t r_π from V0 = 0."""
-    return jax.lax.fori_loop(0, num_iters, lambda _, V: rf.bellman_expectation_operator(mdp, pi, V), V0)
+    return jax.lax.fori_loop(
+        0, num_iters, lambda _, V: rf.bellman_expectation_operator(mdp, pi, V), V0
+    )
 
 
 evaluate_many = jax.jit(jax.vmap(rf.policy_evaluation, in_axes=(None, 0)))
@@ -54,8 +55,19 @@ def test_bellman_operators_are_gamma_contractions(mdp, data):
     pi = data.draw(policies(S, mdp.num_actions))
     g = float(mdp.gamma)
     dist = float(jnp.max(jnp.abs(U - W)))
-    lhs_pi = float(jnp.max(jnp.abs(rf.bellman_expectation_operator(mdp, pi, U) - rf.bellman_expectation_operator(mdp, pi, W))))
-    lhs_opt = float(jnp.max(jnp.abs(rf.bellman_optimality_operator(mdp, U) - rf.bellman_optimality_operator(mdp, W))))
+    lhs_pi = float(
+        jnp.max(
+            jnp.abs(
+                rf.bellman_expectation_operator(mdp, pi, U)
+                - rf.bellman_expectation_operator(mdp, pi, W)
+            )
+        )
+    )
+    lhs_opt = float(
+        jnp.max(
+            jnp.abs(rf.bellman_optimality_operator(mdp, U) - rf.bellman_optimality_operator(mdp, W))
+        )
+    )
     assert lhs_pi <= g * dist + 1e-12
     assert lhs_opt <= g * dist + 1e-12
 
@@ -152,3 +164,39 @@ def test_policy_improvement_never_lowers_values(case):
     gain = jnp.sum(mixture * rf.advantages(mdp, pi), axis=-1)
     assert bool(jnp.all(gain >= -tol(V, rel=1e-12)))
     assert bool(jnp.all(rf.policy_evaluation(mdp, mixture) >= V - tol(V, rel=1e-9)))
+
+
+def test_cs229_gridworld_optimal_values():
+    """A11–A13 on the notes' running example: V* of the 4×3 gridworld (R = −0.02, γ = 0.99)
+    rounds to the values printed in CS229's figure (ch. 15 §15.2, Russell & Norvig), and the
+    greedy policy is the figure's (→ → → / ↑ · ↑ / ↑ ← ← ←)."""
+    mdp = rf.gridworld_4x3(-0.02, 0.99)
+    V = rf.value_iteration(mdp)
+    index = {cell: i for i, cell in enumerate(rf.GRIDWORLD_CELLS)}
+    printed = {
+        (1, 3): 0.86,
+        (2, 3): 0.90,
+        (3, 3): 0.93,
+        (1, 2): 0.82,
+        (3, 2): 0.69,
+        (1, 1): 0.78,
+        (2, 1): 0.75,
+        (3, 1): 0.71,
+        (4, 1): 0.49,
+    }
+    for cell, value in printed.items():
+        assert abs(float(V[index[cell]]) - value) <= 0.005 + 1e-12, cell
+    arrows = {
+        (1, 3): "E",
+        (2, 3): "E",
+        (3, 3): "E",
+        (1, 2): "N",
+        (3, 2): "N",
+        (1, 1): "N",
+        (2, 1): "W",
+        (3, 1): "W",
+        (4, 1): "W",
+    }
+    actions = rf.greedy_policy(mdp, V)
+    for cell, name in arrows.items():
+        assert rf.GRIDWORLD_ACTIONS[int(actions[index[cell]])] == name, cell

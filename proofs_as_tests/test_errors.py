@@ -22,7 +22,14 @@ def refuses(pattern: str, fn, *args, **kwargs):
 
 def test_transition_rows_must_sum_to_one():
     P, R, g, rho0 = good()
-    refuses(r"`P` must sum to 1 along its last axis at \(s, a\) = \(1, 0\)", rf.FiniteMDP, P.at[1, 0, 0].set(0.5), R, g, rho0)
+    refuses(
+        r"`P` must sum to 1 along its last axis at \(s, a\) = \(1, 0\)",
+        rf.FiniteMDP,
+        P.at[1, 0, 0].set(0.5),
+        R,
+        g,
+        rho0,
+    )
 
 
 def test_transition_probabilities_must_be_non_negative():
@@ -50,8 +57,22 @@ def test_transition_shape_must_be_S_A_S():
 
 def test_reward_shape_must_agree_with_transitions():
     P, _, g, rho0 = good()
-    refuses(r"`R` must have shape \[S, A\] or \[S\] = \(3, 2\)", rf.FiniteMDP, P, jnp.zeros((3, 3)), g, rho0)
-    refuses(r"`R` must have shape \[S\] \(a state reward\) = \(3,\)", rf.FiniteMDP, P, jnp.zeros(4), g, rho0)
+    refuses(
+        r"`R` must have shape \[S, A\] or \[S\] = \(3, 2\)",
+        rf.FiniteMDP,
+        P,
+        jnp.zeros((3, 3)),
+        g,
+        rho0,
+    )
+    refuses(
+        r"`R` must have shape \[S\] \(a state reward\) = \(3,\)",
+        rf.FiniteMDP,
+        P,
+        jnp.zeros(4),
+        g,
+        rho0,
+    )
 
 
 def test_initial_distribution_shape_must_agree():
@@ -76,7 +97,12 @@ def test_nan_or_inf_anywhere_is_refused(bad):
 def test_policy_rows_must_sum_to_one():
     mdp = rf.FiniteMDP(*good())
     pi = jnp.asarray([[0.5, 0.5], [0.2, 0.7], [1.0, 0.0]])
-    refuses(r"policy_evaluation: `pi` must sum to 1 along its last axis at \(s\) = \(1,\)", rf.policy_evaluation, mdp, pi)
+    refuses(
+        r"policy_evaluation: `pi` must sum to 1 along its last axis at \(s\) = \(1,\)",
+        rf.policy_evaluation,
+        mdp,
+        pi,
+    )
 
 
 def test_policy_must_be_non_negative():
@@ -93,12 +119,19 @@ def test_policy_must_not_contain_nan():
 
 def test_policy_shape_must_match_mdp():
     mdp = rf.FiniteMDP(*good())
-    refuses(r"`pi` must have shape \[S, A\] = \(3, 2\), but has shape \(3, 3\)", rf.discounted_visitation, mdp, jnp.full((3, 3), 1 / 3))
+    refuses(
+        r"`pi` must have shape \[S, A\] = \(3, 2\), but has shape \(3, 3\)",
+        rf.discounted_visitation,
+        mdp,
+        jnp.full((3, 3), 1 / 3),
+    )
 
 
 def test_values_shape_must_match_mdp():
     mdp = rf.FiniteMDP(*good())
-    refuses(r"`V` must have shape \[S\] = \(3,\)", rf.bellman_optimality_operator, mdp, jnp.zeros(4))
+    refuses(
+        r"`V` must have shape \[S\] = \(3,\)", rf.bellman_optimality_operator, mdp, jnp.zeros(4)
+    )
 
 
 def test_one_hot_policy_actions_in_range():
@@ -112,7 +145,9 @@ def test_random_mdp_sizes_must_be_positive(bad):
 
 
 def test_random_mdp_gamma_range():
-    refuses(r"random_mdp: `gamma` must lie in \[0, 1\)", rf.random_mdp, jax.random.key(0), 2, 2, 1.0)
+    refuses(
+        r"random_mdp: `gamma` must lie in \[0, 1\)", rf.random_mdp, jax.random.key(0), 2, 2, 1.0
+    )
 
 
 def test_value_iteration_arguments():
@@ -124,7 +159,14 @@ def test_value_iteration_arguments():
 
 def test_sample_trajectory_horizon():
     mdp = rf.FiniteMDP(*good())
-    refuses(r"`horizon` must be an integer >= 1", rf.sample_trajectory, jax.random.key(0), mdp, jnp.full((3, 2), 0.5), 0)
+    refuses(
+        r"`horizon` must be an integer >= 1",
+        rf.sample_trajectory,
+        jax.random.key(0),
+        mdp,
+        jnp.full((3, 2), 0.5),
+        0,
+    )
 
 
 def test_discounted_return_gamma_range():
@@ -136,4 +178,10 @@ def test_messages_are_value_errors_not_nan():
     P, R, g, rho0 = good()
     with pytest.raises(ValueError):
         rf.policy_evaluation(rf.FiniteMDP(P * 2, R, g, rho0), jnp.full((3, 2), 0.5))
-    assert np.isfinite(np.asarray(rf.policy_evaluation(rf.FiniteMDP(P, R, g, rho0), jnp.full((3, 2), 0.5)))).all()
+    assert np.isfinite(
+        np.asarray(rf.policy_evaluation(rf.FiniteMDP(P, R, g, rho0), jnp.full((3, 2), 0.5)))
+    ).all()
+
+
+def test_gridworld_slip_range():
+    refuses(r"gridworld_4x3: `slip` must lie in \[0, 0.5\]", rf.gridworld_4x3, slip=0.7)

@@ -28,7 +28,11 @@ POLICY_FUNCTIONS = [
     rf.policy_transition_matrix,
     rf.policy_reward,
 ]
-MDP_FUNCTIONS = [rf.value_iteration, lambda m: rf.policy_iteration(m)[1], lambda m: rf.policy_iteration(m)[0]]
+MDP_FUNCTIONS = [
+    rf.value_iteration,
+    lambda m: rf.policy_iteration(m)[1],
+    lambda m: rf.policy_iteration(m)[0],
+]
 
 
 def unbatch(mdps, i):
@@ -100,7 +104,12 @@ def test_random_mdp_and_sampling_vmap_over_keys():
 def test_library_runs_in_float32():
     """The library runs without x64: a float32 MDP gives float32 results close to float64."""
     mdp64 = rf.random_mdp(jax.random.key(1), S, A, 0.9)
-    mdp32 = rf.FiniteMDP(mdp64.P.astype(jnp.float32), mdp64.R.astype(jnp.float32), 0.9, mdp64.rho0.astype(jnp.float32))
+    mdp32 = rf.FiniteMDP(
+        mdp64.P.astype(jnp.float32),
+        mdp64.R.astype(jnp.float32),
+        0.9,
+        mdp64.rho0.astype(jnp.float32),
+    )
     pi = jnp.full((S, A), 1.0 / A, jnp.float32)
     V32 = rf.policy_evaluation(mdp32, pi)
     assert V32.dtype == jnp.float32

@@ -3,8 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import reference as rf
 from proofs_as_tests.strategies import mdp_and_policy, mdps, tol
@@ -56,7 +55,9 @@ def test_discounted_visitation_is_truncated_series(case):
     np.testing.assert_allclose(rho, series, rtol=0, atol=1e-9 / (1 - g))
     np.testing.assert_allclose(float(jnp.sum(rho)), 1.0 / (1.0 - g), rtol=1e-11)
     J = rf.expected_return(mdp, pi)
-    np.testing.assert_allclose(float(jnp.dot(rho, rf.policy_reward(mdp, pi))), float(J), atol=tol(J, rel=1e-10))
+    np.testing.assert_allclose(
+        float(jnp.dot(rho, rf.policy_reward(mdp, pi))), float(J), atol=tol(J, rel=1e-10)
+    )
 
 
 @jax.jit
@@ -76,7 +77,11 @@ def test_expected_return_matches_monte_carlo(case, seed):
     g = float(mdp.gamma)
     rmax = float(jnp.max(jnp.abs(mdp.R)))
     horizon = 1 if g == 0 else int(np.ceil(np.log(1e-6) / np.log(g)))
-    returns = np.asarray(monte_carlo_returns(jax.random.split(jax.random.key(seed), num), mdp, pi, jnp.zeros(horizon)))
+    returns = np.asarray(
+        monte_carlo_returns(
+            jax.random.split(jax.random.key(seed), num), mdp, pi, jnp.zeros(horizon)
+        )
+    )
     J = float(rf.expected_return(mdp, pi))
     bias = g**horizon * rmax / (1 - g)
     bound = 6 * returns.std() / np.sqrt(num) + bias + 1e-12
@@ -93,7 +98,9 @@ def test_gradient_of_expected_return_is_policy_gradient_theorem(mdp, data):
     """B9 (A17): for π = softmax(θ), autodiff through the linear solve gives
     ∂J/∂θ[s,a] = ρ_π(s) π(a|s) A_π(s,a) (the policy-gradient theorem, unnormalised ρ)."""
     S, A = mdp.num_states, mdp.num_actions
-    theta = jnp.asarray(data.draw(st.lists(st.floats(-3, 3), min_size=S * A, max_size=S * A))).reshape(S, A)
+    theta = jnp.asarray(
+        data.draw(st.lists(st.floats(-3, 3), min_size=S * A, max_size=S * A))
+    ).reshape(S, A)
     grad = grad_of_expected_return(theta, mdp)
     pi = jax.nn.softmax(theta, axis=-1)
     expected = rf.discounted_visitation(mdp, pi)[:, None] * pi * rf.advantages(mdp, pi)

@@ -18,8 +18,11 @@ from ._bellman import (
     value_iteration_with_bound as value_iteration_with_bound,
 )
 from ._mdp import (
+    GRIDWORLD_ACTIONS as GRIDWORLD_ACTIONS,
+    GRIDWORLD_CELLS as GRIDWORLD_CELLS,
     FiniteMDP as FiniteMDP,
     discounted_return as discounted_return,
+    gridworld_4x3 as gridworld_4x3,
     one_hot_policy as one_hot_policy,
     random_mdp as random_mdp,
     sample_trajectory as sample_trajectory,
@@ -33,6 +36,8 @@ from ._values import (
 )
 
 __all__ = [
+    "GRIDWORLD_ACTIONS",
+    "GRIDWORLD_CELLS",
     "FiniteMDP",
     "ValueIterationResult",
     "action_values",
@@ -43,6 +48,7 @@ __all__ = [
     "discounted_visitation",
     "expected_return",
     "greedy_policy",
+    "gridworld_4x3",
     "one_hot_policy",
     "one_step_lookahead",
     "policy_evaluation",

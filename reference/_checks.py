@@ -9,7 +9,7 @@ shape checks run (shapes are static); code that must check values inside `jit` u
 
 from __future__ import annotations
 
-import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -89,7 +89,9 @@ def check_shape(x: Array, expected: tuple[int, ...], name: str, where: str, mean
         )
 
 
-def check_policy(pi: ArrayLike, num_states: int, num_actions: int, where: str, name: str = "pi") -> Array:
+def check_policy(
+    pi: ArrayLike, num_states: int, num_actions: int, where: str, name: str = "pi"
+) -> Array:
     """Validate a stochastic policy `pi[s, a]` against an MDP's sizes; return it as an array."""
     arr = as_float_array(pi, name)
     check_shape(arr, (num_states, num_actions), name, where, "[S, A]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from beartype import beartype
 from jaxtyping import PRNGKeyArray, jaxtyped
 
@@ -175,7 +176,9 @@ def one_hot_policy(actions: Int[ArrayLike, " S"], num_actions: int) -> Float[Arr
 
 
 @jaxtyped(typechecker=beartype)
-def discounted_return(rewards: Float[ArrayLike, "*batch T"], gamma: ScalarLike) -> Float[Array, "*batch"]:
+def discounted_return(
+    rewards: Float[ArrayLike, "*batch T"], gamma: ScalarLike
+) -> Float[Array, "*batch"]:
     r"""The discounted payoff of one reward sequence.
 
     $$G = R(s_0, a_0) + \gamma R(s_1, a_1) + \gamma^2 R(s_2, a_2) + \cdots
@@ -238,3 +241,74 @@ def sample_trajectory(
 
     _, (states, actions, rewards) = jax.lax.scan(step, s0, jax.random.split(key_steps, horizon))
     return states, actions, rewards
+
+
+GRIDWORLD_CELLS: tuple[tuple[int, int], ...] = tuple(
+    (c, r) for r in (3, 2, 1) for c in (1, 2, 3, 4) if (c, r) != (2, 2)
+)
+"""The 11 cells `(column, row)` of `gridworld_4x3`, in state order (top row first, left to
+right; the wall (2, 2) is skipped); state 11 is the absorbing end state."""
+
+GRIDWORLD_ACTIONS: tuple[str, ...] = ("N", "E", "S", "W")
+"""The actions of `gridworld_4x3`, in order."""
+
+
+def gridworld_4x3(
+    living_reward: float = -0.02, gamma: float = 0.99, slip: float = 0.1
+) -> FiniteMDP:
+    r"""The 4×3 gridworld of CS229 ch. 15 and Russell & Norvig, ch. 17, as a `FiniteMDP`.
+
+    $$P(\text{intended}) = 1 - 2\,\text{slip},\qquad P(\text{each side}) = \text{slip},
+      \qquad R(s) = \begin{cases}\pm1 & \text{terminal cells } (4,3), (4,2)\\
+      \text{living\_reward} & \text{otherwise}\end{cases}$$
+
+    Columns 1–4, rows 1–3 from the bottom-left; a wall at (2, 2). A move into the wall or
+    off the grid stays put. A terminal cell pays its reward (a state reward, notes A4) and
+    then moves to an absorbing reward-free end state (state 11). The start is (1, 1).
+    With the defaults (CS229's $R = -0.02$, $\gamma = 0.99$), $V^*$ rounds to CS229's
+    figure (`proofs_as_tests/test_bellman.py::test_cs229_gridworld_optimal_values`).
+
+    Notes A1 (the running example of CS229 §15.1).
+
+    **Arguments:**
+
+    - `living_reward`: the reward of every non-terminal cell.
+    - `gamma`: the discount.
+    - `slip`: the probability of slipping to each side, in $[0, 1/2]$.
+
+    **Returns:** a `FiniteMDP` with 12 states (`GRIDWORLD_CELLS` + end) and 4 actions
+    (`GRIDWORLD_ACTIONS`).
+    """
+    if not 0.0 <= slip <= 0.5:
+        raise ValueError(f"gridworld_4x3: `slip` must lie in [0, 0.5], but is {slip!r}.")
+    index = {cell: i for i, cell in enumerate(GRIDWORLD_CELLS)}
+    end = len(GRIDWORLD_CELLS)
+    moves = {"N": (0, 1), "E": (1, 0), "S": (0, -1), "W": (-1, 0)}
+    sides = {"N": ("E", "W"), "S": ("E", "W"), "E": ("N", "S"), "W": ("N", "S")}
+    terminals = {(4, 3): 1.0, (4, 2): -1.0}
+    S, A = end + 1, len(GRIDWORLD_ACTIONS)
+    P = np.zeros((S, A, S))
+    R = np.zeros(S)
+
+    def move(cell: tuple[int, int], name: str) -> tuple[int, int]:
+        c, r = cell[0] + moves[name][0], cell[1] + moves[name][1]
+        inside = 1 <= c <= 4 and 1 <= r <= 3 and (c, r) != (2, 2)
+        return (c, r) if inside else cell
+
+    for cell, s in index.items():
+        if cell in terminals:
+            R[s] = terminals[cell]
+            P[s, :, end] = 1.0
+            continue
+        R[s] = living_reward
+        for a, name in enumerate(GRIDWORLD_ACTIONS):
+            for outcome, p in (
+                (name, 1 - 2 * slip),
+                (sides[name][0], slip),
+                (sides[name][1], slip),
+            ):
+                P[s, a, index[move(cell, outcome)]] += p
+    P[end, :, end] = 1.0
+    rho0 = np.zeros(S)
+    rho0[index[(1, 1)]] = 1.0
+    return FiniteMDP(P, R, gamma, rho0)

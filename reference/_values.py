@@ -41,8 +41,8 @@ def state_values(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array, " 
 def action_values(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array, "S A"]:
     r"""The action value $Q_\pi$ (状态-动作价值函数).
 
-    $$Q_\pi(s,a) = \mathbb E\Big[\sum_t\gamma^t r_t \,\Big|\, s_0=s,\ a_0=a,\ a_{1:\infty}\sim\pi\Big]
-      = R(s,a) + \gamma\sum_{s'}P_{sa}(s')V_\pi(s')$$
+    $$Q_\pi(s,a) = \mathbb E\Big[\sum_t\gamma^t r_t \,\Big|\,
+      s_0=s,\ a_0=a,\ a_{1:\infty}\sim\pi\Big] = R(s,a) + \gamma\sum_{s'}P_{sa}(s')V_\pi(s')$$
 
     Notes A16. Kuba et al. (2022) §2.1.
 
