@@ -1,0 +1,44 @@
+"""Shared timing helpers: best-of-N wall time of a call, with JAX results blocked on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+
+def block(x: Any) -> Any:
+    return jax.tree_util.tree_map(
+        lambda y: y.block_until_ready() if hasattr(y, "block_until_ready") else y, x
+    )
+
+
+def best_time(fn: Callable[[], Any], repeats: int = 5, min_time: float = 0.05) -> float:
+    """Best over `repeats` of the mean time per call, each repeat lasting at least `min_time`."""
+    block(fn())  # warm up (and compile)
+    best = float("inf")
+    for _ in range(repeats):
+        n, start = 0, time.perf_counter()
+        while True:
+            block(fn())
+            n += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time:
+                break
+        best = min(best, elapsed / n)
+    return best
+
+
+def compile_time(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    block(fn())
+    return time.perf_counter() - start
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{platform.system()} {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, jax {jax.__version__}"
