@@ -12,9 +12,7 @@ import jax
 
 
 def block(x: Any) -> Any:
-    return jax.tree_util.tree_map(
-        lambda y: y.block_until_ready() if hasattr(y, "block_until_ready") else y, x
-    )
+    return jax.tree_util.tree_map(lambda y: y.block_until_ready() if hasattr(y, "block_until_ready") else y, x)
 
 
 def best_time(fn: Callable[[], Any], repeats: int = 5, min_time: float = 0.05) -> float:
@@ -41,4 +39,6 @@ def compile_time(fn: Callable[[], Any]) -> float:
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
-    return f"{platform.system()} {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, jax {jax.__version__}"
+    return (
+        f"{platform.system()} {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, jax {jax.__version__}"
+    )

@@ -153,25 +153,17 @@ def main() -> None:
     sizes = [50, 200] if args.quick else [50, 200, 1000, 2000]
     tol = 1e-6
     print(f"machine: {machine()}")
-    print(
-        f"random dense MDPs, A = {A}, γ = {GAMMA}, float64; times are best-of-repeats after compilation\n"
-    )
+    print(f"random dense MDPs, A = {A}, γ = {GAMMA}, float64; times are best-of-repeats after compilation\n")
 
-    print(
-        "policy evaluation (LU solve of (I − γP_π)V = r_π) vs numpy (build P_π + np.linalg.solve)"
-    )
-    print(
-        f"{'S':>6} {'reference':>12} {'numpy':>12} {'np.solve only':>14} {'numpy/ours':>11} {'compile':>8}"
-    )
+    print("policy evaluation (LU solve of (I − γP_π)V = r_π) vs numpy (build P_π + np.linalg.solve)")
+    print(f"{'S':>6} {'reference':>12} {'numpy':>12} {'np.solve only':>14} {'numpy/ours':>11} {'compile':>8}")
     for S in sizes:
         r = bench_policy_evaluation(S)
         print(
             f"{S:>6} {r['ours'] * 1e3:>10.3f}ms {r['numpy'] * 1e3:>10.3f}ms {r['solve'] * 1e3:>12.3f}ms {r['numpy'] / r['ours']:>10.2f}x {r['compile']:>7.2f}s"
         )
 
-    print(
-        f"\nvalue iteration to certified sup-norm accuracy {tol:g} vs pymdptoolbox ValueIteration run for the"
-    )
+    print(f"\nvalue iteration to certified sup-norm accuracy {tol:g} vs pymdptoolbox ValueIteration run for the")
     print("sweeps that certify the same accuracy a priori (γ^K·max|R|/(1−γ) ≤ tol)")
     print(
         f"{'S':>6} {'reference':>12} {'sweeps':>7} {'true err':>9} {'toolbox':>12} {'sweeps':>7} {'speed-up':>9} {'sweep':>9} {'read P':>9} {'sweep/read':>10}"
@@ -188,9 +180,7 @@ def main() -> None:
     print("\n".join(notes))
 
     print("\npolicy iteration vs pymdptoolbox PolicyIteration (matrix evaluation)")
-    print(
-        f"{'S':>6} {'reference':>12} {'toolbox':>12} {'speed-up':>9} {'same V':>7} {'compile':>8}"
-    )
+    print(f"{'S':>6} {'reference':>12} {'toolbox':>12} {'speed-up':>9} {'same V':>7} {'compile':>8}")
     for S in sizes:
         r = bench_policy_iteration(S)
         print(
@@ -198,9 +188,7 @@ def main() -> None:
         )
 
     r = bench_batch()
-    print(
-        "\n1,024 MDPs (S = 10, A = 3): one vmapped policy_evaluation vs a Python loop of numpy solves"
-    )
+    print("\n1,024 MDPs (S = 10, A = 3): one vmapped policy_evaluation vs a Python loop of numpy solves")
     print(
         f"  reference {r['ours'] * 1e3:.3f}ms, loop {r['loop'] * 1e3:.1f}ms: {r['loop'] / r['ours']:.0f}x faster; vmapped value_iteration (V*, certified 1e-10) {r['vi'] * 1e3:.2f}ms; compile {r['compile']:.2f}s"
     )

@@ -63,9 +63,7 @@ def check(label: str, a, b, tol: float = 1e-9) -> None:
 
 def section_1(mdp: rf.FiniteMDP) -> jax.Array:
     print("\n§1 马可夫决策过程 (Markov decision processes) — notes A1–A14")
-    print(
-        f"  A1  the MDP: |S| = {mdp.num_states} (11 cells + end), |A| = {mdp.num_actions}, γ = {float(mdp.gamma)}"
-    )
+    print(f"  A1  the MDP: |S| = {mdp.num_states} (11 cells + end), |A| = {mdp.num_actions}, γ = {float(mdp.gamma)}")
     print("      R(s) = −0.02 per step, +1 / −1 on the terminal cells (a state reward, C2)")
 
     uniform = jnp.full((mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions)
@@ -96,9 +94,7 @@ def section_1(mdp: rf.FiniteMDP) -> jax.Array:
     show_policy("π*", actions)
     cs229 = jnp.argmax(jnp.einsum("sat,t->sa", mdp.P, V_star), axis=-1)
     same = [bool(cs229[INDEX[c]] == actions[INDEX[c]]) for c in CELLS if c not in TERMINALS]
-    print(
-        f"  CS229's form argmax_a Σ P_sa(s')V*(s') (state reward, C5) picks the same arrows: {all(same)}"
-    )
+    print(f"  CS229's form argmax_a Σ P_sa(s')V*(s') (state reward, C5) picks the same arrows: {all(same)}")
     V_of_greedy = rf.policy_evaluation(mdp, rf.one_hot_policy(actions, mdp.num_actions))
     check("V^{π*} = V* (A14)", V_of_greedy, V_star, 1e-9)
     print(f"  A14  V*(s) ≥ V^π(s) for the random policy: {bool(jnp.all(V_star >= V_uniform))}")
@@ -125,9 +121,7 @@ def section_2(mdp: rf.FiniteMDP, actions: jax.Array) -> None:
         1e-12,
     )
     g = float(mdp.gamma)
-    print(
-        f"  C8   ρ_π is unnormalised: Σ_s ρ_π(s) = {float(rho.sum()):.6f} = 1/(1−γ) = {1 / (1 - g):.6f}"
-    )
+    print(f"  C8   ρ_π is unnormalised: Σ_s ρ_π(s) = {float(rho.sum()):.6f} = 1/(1−γ) = {1 / (1 - g):.6f}")
     check(
         "J = Σ_s ρ_π(s) r_π(s) (two linear systems)",
         jnp.dot(rho, rf.policy_reward(mdp, pi)),

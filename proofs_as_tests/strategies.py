@@ -67,9 +67,7 @@ def mdps(
     return mdp
 
 
-def policy_array(
-    rng: np.random.Generator, S: int, A: int, kind: str, scale: float = 3.0
-) -> np.ndarray:
+def policy_array(rng: np.random.Generator, S: int, A: int, kind: str, scale: float = 3.0) -> np.ndarray:
     if kind == "uniform":
         return np.full((S, A), 1.0 / A)
     if kind == "deterministic":
@@ -100,3 +98,26 @@ def tol(*xs: object, rel: float = 1e-9) -> float:
     """MATH.md §0.8: a tolerance `rel * (1 + max |x|)` for comparing float64 results."""
     scale = max(float(np.max(np.abs(np.asarray(x)))) if np.size(np.asarray(x)) else 0.0 for x in xs)
     return rel * (1.0 + scale)
+
+
+@st.composite
+def policy_pairs(draw: st.DrawFn, S: int, A: int):
+    """(π, π̄) with full support: π = softmax(θ), π̄ = softmax(θ + scale·N(0, 1)), scale in
+    {0.01, 0.1, 1, 3} (MATH.md §B: both tiny and far-apart steps)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([0.01, 0.1, 1.0, 3.0]))
+    theta = rng.uniform(-3, 3, size=(S, A))
+    theta_bar = theta + scale * rng.standard_normal((S, A))
+
+    def softmax(x: np.ndarray) -> np.ndarray:
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    return jnp.asarray(softmax(theta)), jnp.asarray(softmax(theta_bar))
+
+
+@st.composite
+def mdp_and_policy_pair(draw: st.DrawFn, **mdp_kwargs):
+    mdp = draw(mdps(**mdp_kwargs))
+    pi, pi_bar = draw(policy_pairs(mdp.num_states, mdp.num_actions))
+    return mdp, pi, pi_bar

@@ -15,9 +15,7 @@ from proofs_as_tests.strategies import mdp_and_policy, mdps, policies, tol
 @jax.jit
 def iterate_expectation_operator(mdp: rf.FiniteMDP, pi, V0, num_iters):
     """Apply T^π `num_iters` times: the truncated series Σ_{t<K} γ^t P_π^t r_π from V0 = 0."""
-    return jax.lax.fori_loop(
-        0, num_iters, lambda _, V: rf.bellman_expectation_operator(mdp, pi, V), V0
-    )
+    return jax.lax.fori_loop(0, num_iters, lambda _, V: rf.bellman_expectation_operator(mdp, pi, V), V0)
 
 
 evaluate_many = jax.jit(jax.vmap(rf.policy_evaluation, in_axes=(None, 0)))
@@ -56,18 +54,9 @@ def test_bellman_operators_are_gamma_contractions(mdp, data):
     g = float(mdp.gamma)
     dist = float(jnp.max(jnp.abs(U - W)))
     lhs_pi = float(
-        jnp.max(
-            jnp.abs(
-                rf.bellman_expectation_operator(mdp, pi, U)
-                - rf.bellman_expectation_operator(mdp, pi, W)
-            )
-        )
+        jnp.max(jnp.abs(rf.bellman_expectation_operator(mdp, pi, U) - rf.bellman_expectation_operator(mdp, pi, W)))
     )
-    lhs_opt = float(
-        jnp.max(
-            jnp.abs(rf.bellman_optimality_operator(mdp, U) - rf.bellman_optimality_operator(mdp, W))
-        )
-    )
+    lhs_opt = float(jnp.max(jnp.abs(rf.bellman_optimality_operator(mdp, U) - rf.bellman_optimality_operator(mdp, W))))
     assert lhs_pi <= g * dist + 1e-12
     assert lhs_opt <= g * dist + 1e-12
 

@@ -129,9 +129,7 @@ def test_policy_shape_must_match_mdp():
 
 def test_values_shape_must_match_mdp():
     mdp = rf.FiniteMDP(*good())
-    refuses(
-        r"`V` must have shape \[S\] = \(3,\)", rf.bellman_optimality_operator, mdp, jnp.zeros(4)
-    )
+    refuses(r"`V` must have shape \[S\] = \(3,\)", rf.bellman_optimality_operator, mdp, jnp.zeros(4))
 
 
 def test_one_hot_policy_actions_in_range():
@@ -145,9 +143,7 @@ def test_random_mdp_sizes_must_be_positive(bad):
 
 
 def test_random_mdp_gamma_range():
-    refuses(
-        r"random_mdp: `gamma` must lie in \[0, 1\)", rf.random_mdp, jax.random.key(0), 2, 2, 1.0
-    )
+    refuses(r"random_mdp: `gamma` must lie in \[0, 1\)", rf.random_mdp, jax.random.key(0), 2, 2, 1.0)
 
 
 def test_value_iteration_arguments():
@@ -178,9 +174,7 @@ def test_messages_are_value_errors_not_nan():
     P, R, g, rho0 = good()
     with pytest.raises(ValueError):
         rf.policy_evaluation(rf.FiniteMDP(P * 2, R, g, rho0), jnp.full((3, 2), 0.5))
-    assert np.isfinite(
-        np.asarray(rf.policy_evaluation(rf.FiniteMDP(P, R, g, rho0), jnp.full((3, 2), 0.5)))
-    ).all()
+    assert np.isfinite(np.asarray(rf.policy_evaluation(rf.FiniteMDP(P, R, g, rho0), jnp.full((3, 2), 0.5)))).all()
 
 
 def test_gridworld_slip_range():

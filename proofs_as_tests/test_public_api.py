@@ -59,22 +59,16 @@ def test_every_public_name_is_documented_with_equation_and_source(name):
     obj = getattr(rf, name)
     if inspect.isfunction(obj) or (inspect.isclass(obj) and obj is rf.FiniteMDP):
         assert "$$" in doc, f"{name}: no displayed equation"
-        assert re.search(r"Notes A\d+|notes' items? A\d+|Notes A\d+[a-z]", doc), (
-            f"{name}: no A-number"
-        )
+        assert re.search(r"Notes A\d+|notes' items? A\d+|Notes A\d+[a-z]", doc), f"{name}: no A-number"
 
 
-@pytest.mark.parametrize(
-    "name", sorted(n for n in rf.__all__ if inspect.isfunction(getattr(rf, n)))
-)
+@pytest.mark.parametrize("name", sorted(n for n in rf.__all__ if inspect.isfunction(getattr(rf, n))))
 def test_cited_proving_tests_exist(name):
     """Every `proofs_as_tests/<file>.py::<test>` a docstring cites is a real test."""
     doc = inspect.getdoc(getattr(rf, name)) or ""
     doc = re.sub(r"\s+", "", doc)  # citations may wrap across lines
     cited = re.findall(r"proofs_as_tests/(test_\w+\.py)::(test_\w+)", doc)
-    cited += [
-        (f, t) for f, t in re.findall(r"proofs_as_tests/(test_\w+\.py)::\w+`?,?`?::(test_\w+)", doc)
-    ]
+    cited += [(f, t) for f, t in re.findall(r"proofs_as_tests/(test_\w+\.py)::\w+`?,?`?::(test_\w+)", doc)]
     for file, test in cited:
         source = (TEST_DIR / file).read_text()
         assert f"def {test}(" in source, f"{name} cites missing {file}::{test}"

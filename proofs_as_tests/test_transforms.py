@@ -96,9 +96,7 @@ def test_random_mdp_and_sampling_vmap_over_keys():
     pi = jnp.full((S, A), 1.0 / A)
     states, actions, rewards = jax.vmap(lambda k, m: rf.sample_trajectory(k, m, pi, 6))(keys, mdps)
     assert states.shape == actions.shape == rewards.shape == (BATCH, 6)
-    np.testing.assert_allclose(
-        rewards, jax.vmap(lambda m, s, a: m.R[s, a])(mdps, states, actions), atol=0
-    )
+    np.testing.assert_allclose(rewards, jax.vmap(lambda m, s, a: m.R[s, a])(mdps, states, actions), atol=0)
 
 
 def test_library_runs_in_float32():

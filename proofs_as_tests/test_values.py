@@ -55,9 +55,7 @@ def test_discounted_visitation_is_truncated_series(case):
     np.testing.assert_allclose(rho, series, rtol=0, atol=1e-9 / (1 - g))
     np.testing.assert_allclose(float(jnp.sum(rho)), 1.0 / (1.0 - g), rtol=1e-11)
     J = rf.expected_return(mdp, pi)
-    np.testing.assert_allclose(
-        float(jnp.dot(rho, rf.policy_reward(mdp, pi))), float(J), atol=tol(J, rel=1e-10)
-    )
+    np.testing.assert_allclose(float(jnp.dot(rho, rf.policy_reward(mdp, pi))), float(J), atol=tol(J, rel=1e-10))
 
 
 @jax.jit
@@ -77,20 +75,14 @@ def test_expected_return_matches_monte_carlo(case, seed):
     g = float(mdp.gamma)
     rmax = float(jnp.max(jnp.abs(mdp.R)))
     horizon = 1 if g == 0 else int(np.ceil(np.log(1e-6) / np.log(g)))
-    returns = np.asarray(
-        monte_carlo_returns(
-            jax.random.split(jax.random.key(seed), num), mdp, pi, jnp.zeros(horizon)
-        )
-    )
+    returns = np.asarray(monte_carlo_returns(jax.random.split(jax.random.key(seed), num), mdp, pi, jnp.zeros(horizon)))
     J = float(rf.expected_return(mdp, pi))
     bias = g**horizon * rmax / (1 - g)
     bound = 6 * returns.std() / np.sqrt(num) + bias + 1e-12
     assert abs(returns.mean() - J) <= bound, (returns.mean(), J, bound)
 
 
-grad_of_expected_return = jax.jit(
-    jax.grad(lambda theta, mdp: rf.expected_return(mdp, jax.nn.softmax(theta, axis=-1)))
-)
+grad_of_expected_return = jax.jit(jax.grad(lambda theta, mdp: rf.expected_return(mdp, jax.nn.softmax(theta, axis=-1))))
 
 
 @given(mdps(min_actions=2), st.data())
@@ -98,9 +90,7 @@ def test_gradient_of_expected_return_is_policy_gradient_theorem(mdp, data):
     """B9 (A17): for π = softmax(θ), autodiff through the linear solve gives
     ∂J/∂θ[s,a] = ρ_π(s) π(a|s) A_π(s,a) (the policy-gradient theorem, unnormalised ρ)."""
     S, A = mdp.num_states, mdp.num_actions
-    theta = jnp.asarray(
-        data.draw(st.lists(st.floats(-3, 3), min_size=S * A, max_size=S * A))
-    ).reshape(S, A)
+    theta = jnp.asarray(data.draw(st.lists(st.floats(-3, 3), min_size=S * A, max_size=S * A))).reshape(S, A)
     grad = grad_of_expected_return(theta, mdp)
     pi = jax.nn.softmax(theta, axis=-1)
     expected = rf.discounted_visitation(mdp, pi)[:, None] * pi * rf.advantages(mdp, pi)

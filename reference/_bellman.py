@@ -223,9 +223,7 @@ def _value_iteration(mdp: FiniteMDP, tol: Array, max_iters: int) -> ValueIterati
 
 
 @jaxtyped(typechecker=beartype)
-def value_iteration(
-    mdp: FiniteMDP, tol: float = 1e-10, max_iters: int = 10_000
-) -> Float[Array, " S"]:
+def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iters: int = 10_000) -> Float[Array, " S"]:
     r"""$V^*$ by value iteration, certified to sup-norm accuracy `tol`.
 
     $$V_{k+1}(s) = \max_a\Big[R(s,a)+\gamma\sum_{s'}P_{sa}(s')V_k(s')\Big] \to V^*$$
@@ -261,9 +259,7 @@ def greedy_policy(mdp: FiniteMDP, V: Float[ArrayLike, " S"]) -> Int[Array, " S"]
 
 
 @jaxtyped(typechecker=beartype)
-def policy_iteration(
-    mdp: FiniteMDP, max_iters: int = 1_000
-) -> tuple[Int[Array, " S"], Float[Array, " S"]]:
+def policy_iteration(mdp: FiniteMDP, max_iters: int = 1_000) -> tuple[Int[Array, " S"], Float[Array, " S"]]:
     r"""An optimal deterministic policy and $V^*$ by policy iteration (Howard).
 
     Repeat, until $\pi$ is stable,
@@ -315,7 +311,5 @@ def _policy_iteration(mdp: FiniteMDP, max_iters: int) -> tuple[Array, Array]:
 
     actions0 = jnp.argmax(mdp.R, axis=-1)
     V0 = jnp.zeros(mdp.num_states, dtype)
-    _, actions, V, _ = jax.lax.while_loop(
-        cond, body, (jnp.asarray(0, jnp.int32), actions0, V0, jnp.asarray(True))
-    )
+    _, actions, V, _ = jax.lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), actions0, V0, jnp.asarray(True)))
     return actions, V

@@ -47,10 +47,7 @@ def check_finite(x: Array, name: str, where: str) -> None:
         bad = ~np.isfinite(np.asarray(x))
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"{where}: `{name}` must be finite, but {name}{list(index)} = "
-                f"{np.asarray(x)[index]}."
-            )
+            raise ValueError(f"{where}: `{name}` must be finite, but {name}{list(index)} = {np.asarray(x)[index]}.")
 
 
 def check_distribution(x: Array, name: str, where: str, axis_names: str) -> None:
@@ -65,8 +62,7 @@ def check_distribution(x: Array, name: str, where: str, axis_names: str) -> None
     if (arr < 0).any():
         index = tuple(int(i) for i in np.argwhere(arr < 0)[0])
         raise ValueError(
-            f"{where}: `{name}` must be non-negative (probabilities), but "
-            f"{name}{list(index)} = {arr[index]}."
+            f"{where}: `{name}` must be non-negative (probabilities), but {name}{list(index)} = {arr[index]}."
         )
     sums = arr.sum(axis=-1)
     err = np.abs(sums - 1.0)
@@ -84,14 +80,11 @@ def check_shape(x: Array, expected: tuple[int, ...], name: str, where: str, mean
     """Refuse an array whose shape is not `expected`; `meaning` spells out the axes."""
     if tuple(x.shape) != tuple(expected):
         raise ValueError(
-            f"{where}: `{name}` must have shape {meaning} = {tuple(expected)}, "
-            f"but has shape {tuple(x.shape)}."
+            f"{where}: `{name}` must have shape {meaning} = {tuple(expected)}, but has shape {tuple(x.shape)}."
         )
 
 
-def check_policy(
-    pi: ArrayLike, num_states: int, num_actions: int, where: str, name: str = "pi"
-) -> Array:
+def check_policy(pi: ArrayLike, num_states: int, num_actions: int, where: str, name: str = "pi") -> Array:
     """Validate a stochastic policy `pi[s, a]` against an MDP's sizes; return it as an array."""
     arr = as_float_array(pi, name)
     check_shape(arr, (num_states, num_actions), name, where, "[S, A]")

@@ -66,8 +66,7 @@ class FiniteMDP(eqx.Module):
         dtype = P_arr.dtype
         if P_arr.ndim != 3 or P_arr.shape[0] != P_arr.shape[2]:
             raise ValueError(
-                f"{where}: `P` must have shape [S, A, S] (P[s, a, s'] = P_sa(s')), "
-                f"but has shape {tuple(P_arr.shape)}."
+                f"{where}: `P` must have shape [S, A, S] (P[s, a, s'] = P_sa(s')), but has shape {tuple(P_arr.shape)}."
             )
         num_states, num_actions = int(P_arr.shape[0]), int(P_arr.shape[1])
         if num_states < 1 or num_actions < 1:
@@ -176,9 +175,7 @@ def one_hot_policy(actions: Int[ArrayLike, " S"], num_actions: int) -> Float[Arr
 
 
 @jaxtyped(typechecker=beartype)
-def discounted_return(
-    rewards: Float[ArrayLike, "*batch T"], gamma: ScalarLike
-) -> Float[Array, "*batch"]:
+def discounted_return(rewards: Float[ArrayLike, "*batch T"], gamma: ScalarLike) -> Float[Array, "*batch"]:
     r"""The discounted payoff of one reward sequence.
 
     $$G = R(s_0, a_0) + \gamma R(s_1, a_1) + \gamma^2 R(s_2, a_2) + \cdots
@@ -253,9 +250,7 @@ GRIDWORLD_ACTIONS: tuple[str, ...] = ("N", "E", "S", "W")
 """The actions of `gridworld_4x3`, in order."""
 
 
-def gridworld_4x3(
-    living_reward: float = -0.02, gamma: float = 0.99, slip: float = 0.1
-) -> FiniteMDP:
+def gridworld_4x3(living_reward: float = -0.02, gamma: float = 0.99, slip: float = 0.1) -> FiniteMDP:
     r"""The 4×3 gridworld of CS229 ch. 15 and Russell & Norvig, ch. 17, as a `FiniteMDP`.
 
     $$P(\text{intended}) = 1 - 2\,\text{slip},\qquad P(\text{each side}) = \text{slip},

@@ -1,0 +1,208 @@
+"""Notes §3 (信赖域算法): the surrogate, the TRPO bound, the exact MM iteration. MATH.md B8–B12."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+from hypothesis import given, settings, strategies as st
+
+import reference as rf
+from proofs_as_tests.strategies import mdp_and_policy, mdp_and_policy_pair, mdps, policy_pairs, tol
+
+
+@given(mdp_and_policy_pair())
+def test_performance_difference_lemma(case):
+    """B8: J(π̄) − J(π) = Σ_s ρ_π̄(s) Σ_a π̄(a|s) A_π(s,a), with the new policy's unnormalised ρ."""
+    mdp, pi, pi_bar = case
+    lhs = rf.expected_return(mdp, pi_bar) - rf.expected_return(mdp, pi)
+    rhs = rf.performance_difference(mdp, pi, pi_bar)
+    assert abs(float(lhs - rhs)) <= tol(rf.state_values(mdp, pi), rf.state_values(mdp, pi_bar), rel=1e-9)
+
+
+surrogate_grad = jax.jit(
+    jax.grad(lambda th, th0, mdp: rf.surrogate_objective(mdp, jax.nn.softmax(th0, -1), jax.nn.softmax(th, -1)))
+)
+objective_grad = jax.jit(jax.grad(lambda th, mdp: rf.expected_return(mdp, jax.nn.softmax(th, -1))))
+
+
+@given(mdps(), st.data())
+def test_surrogate_matches_objective_to_first_order(mdp, data):
+    """B9 (A22, A25): L_π(π) = J(π), and ∇_θ L_{π_θ0}(π_θ) = ∇_θ J(π_θ) at θ = θ0 (TRPO eq. 4);
+    the gradient of J is taken through the linear solve."""
+    S, A = mdp.num_states, mdp.num_actions
+    theta = jnp.asarray(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).uniform(-3, 3, (S, A)))
+    pi = jax.nn.softmax(theta, -1)
+    J = rf.expected_return(mdp, pi)
+    assert abs(float(rf.surrogate_objective(mdp, pi, pi) - J)) <= tol(rf.state_values(mdp, pi), rel=1e-10)
+    np.testing.assert_allclose(
+        surrogate_grad(theta, theta, mdp),
+        objective_grad(theta, mdp),
+        rtol=0,
+        atol=tol(rf.state_values(mdp, pi), rel=1e-9),
+    )
+
+
+def tv_two_sided_bound(mdp, pi, pi_bar):
+    g = float(mdp.gamma)
+    eps = float(jnp.max(jnp.abs(rf.advantages(mdp, pi))))
+    alpha = float(rf.max_total_variation(pi, pi_bar))
+    return 4 * alpha**2 * g * eps / ((1 - g) * (1 - g * (1 - alpha)))
+
+
+@given(mdp_and_policy_pair(max_gamma=0.95))
+def test_trpo_lower_bound_holds(case):
+    """B10 (A24, A25): J(π̄) ≥ L_π(π̄) − C·D_KL^max(π, π̄) (Theorem 1), also with the KL reversed,
+    J(π̄) ≥ L_π(π̄) − C·α² with α = max_s D_TV, and the two-sided
+    |J(π̄) − L_π(π̄)| ≤ 4α²γε/((1−γ)(1−γ(1−α))) (TRPO App. A), for near and far-apart policies."""
+    mdp, pi, pi_bar = case
+    J_bar = float(rf.expected_return(mdp, pi_bar))
+    L = float(rf.surrogate_objective(mdp, pi, pi_bar))
+    C = float(rf.penalty_coefficient(mdp, pi))
+    t = tol(rf.state_values(mdp, pi), rf.state_values(mdp, pi_bar), rel=1e-9)
+    assert J_bar >= float(rf.trpo_lower_bound(mdp, pi, pi_bar)) - t
+    assert J_bar >= L - C * float(rf.max_kl(pi_bar, pi)) - t
+    alpha = float(rf.max_total_variation(pi, pi_bar))
+    assert J_bar >= L - C * alpha**2 - t
+    assert abs(J_bar - L) <= tv_two_sided_bound(mdp, pi, pi_bar) + t
+
+
+def _negative_control_instance(key):
+    """A random 3-state MDP (γ = 0.5) and a small random step π → π̄ (scale 0.03)."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    mdp = rf.random_mdp(k1, 3, 2, 0.5)
+    theta = jax.random.uniform(k2, (3, 2), minval=-3, maxval=3)
+    return mdp, jax.nn.softmax(theta, -1), jax.nn.softmax(theta + 0.03 * jax.random.normal(k3, (3, 2)), -1)
+
+
+def _normalised_violation(key):
+    """J(π̄) − [J(π) + (1−γ)Σ ρ_π π̄ A_π − C·D^max]: negative means the bound with the
+    normalised visitation fails."""
+    mdp, pi, pi_bar = _negative_control_instance(key)
+    A = rf.advantages(mdp, pi)
+    rho = rf.discounted_visitation(mdp, pi)
+    L_normalised = rf.expected_return(mdp, pi) + (1 - mdp.gamma) * jnp.dot(rho, jnp.sum(pi_bar * A, -1))
+    return rf.expected_return(mdp, pi_bar) - (L_normalised - rf.penalty_coefficient(mdp, pi) * rf.max_kl(pi, pi_bar))
+
+
+def test_normalised_visitation_breaks_the_bound():
+    """B10 negative control (MATH.md §0.2, C8): with the NORMALISED (1−γ)ρ_π in the surrogate,
+    the bound fails on some random instance; the same instances satisfy it with the
+    unnormalised ρ_π. So the convention matters and the bound test would notice a wrong ρ."""
+    keys = jax.random.split(jax.random.key(2024), 1000)
+    margins = jax.jit(jax.vmap(_normalised_violation))(keys)
+    worst = int(jnp.argmin(margins))
+    assert float(margins[worst]) < -1e-3, float(margins[worst])
+    mdp, pi, pi_bar = _negative_control_instance(keys[worst])
+    assert float(rf.expected_return(mdp, pi_bar)) >= float(rf.trpo_lower_bound(mdp, pi, pi_bar)) - 1e-12
+
+
+@given(st.integers(1, 4), st.integers(1, 5), st.data())
+def test_kl_is_nonnegative_and_zero_iff_equal(S, A, data):
+    """A23: D_KL(p‖q) ≥ 0 with equality at q = p, equal to the explicit Σ p log(p/q); +inf (never
+    NaN) where q misses p's support; additive over product distributions (B19 preview)."""
+    p, q = data.draw(policy_pairs(S, A))
+    kl = rf.kl_divergence(p, q)
+    expected = np.sum(np.asarray(p) * np.log(np.asarray(p) / np.asarray(q)), -1)
+    np.testing.assert_allclose(kl, expected, rtol=1e-10, atol=1e-14)
+    assert bool(jnp.all(kl >= -1e-15))
+    np.testing.assert_allclose(rf.kl_divergence(p, p), 0.0, atol=1e-15)
+    if A >= 2:
+        q0 = q.at[:, 0].set(0.0)
+        q0 = q0 / q0.sum(-1, keepdims=True)
+        out = rf.kl_divergence(p, q0)
+        assert bool(jnp.all(jnp.isinf(out))) and not bool(jnp.any(jnp.isnan(out)))
+    joint_p = (p[:, :, None] * p[:, None, :]).reshape(S, -1)
+    joint_q = (q[:, :, None] * q[:, None, :]).reshape(S, -1)
+    np.testing.assert_allclose(rf.kl_divergence(joint_p, joint_q), 2 * kl, rtol=1e-9, atol=1e-13)
+
+
+@given(mdp_and_policy_pair())
+def test_mean_kl_uses_normalised_visitation(case):
+    """A27, C26: mean_kl averages D_KL over the normalised (1−γ)ρ_π, i.e. over the time marginals
+    μ_t = ρ0 P_π^t with weights (1−γ)γ^t (series computed in numpy)."""
+    mdp, pi, pi_bar = case
+    P_pi = np.einsum("sa,sat->st", np.asarray(pi), np.asarray(mdp.P))
+    kl = np.asarray(rf.kl_divergence(pi, pi_bar))
+    g, mu, total, w = float(mdp.gamma), np.asarray(mdp.rho0), 0.0, 1.0
+    for _ in range(20000):
+        total += (1 - g) * w * mu @ kl
+        mu, w = mu @ P_pi, w * g
+        if w < 1e-17:
+            break
+    np.testing.assert_allclose(float(rf.mean_kl(mdp, pi, pi_bar)), total, rtol=1e-9, atol=1e-12)
+
+
+def penalised_objective(w, a, p, C, q):
+    """M(q) = Σ_s w_s ⟨q_s, a_s⟩ − C max_s D_KL(p_s‖q_s)."""
+    return float(jnp.sum(w * jnp.sum(q * a, -1)) - C * jnp.max(rf.kl_divergence(p, q)))
+
+
+@given(st.integers(1, 5), st.integers(2, 5), st.data())
+def test_exact_step_is_the_maximiser(S, A, data):
+    """MATH.md §F, B12: exact_trust_region_step returns the maximiser of
+    Σ_s w_s⟨q_s, a_s⟩ − C·max_s D_KL(p_s‖q_s): every active state's KL equals the budget δ*,
+    the KKT residual Σ_s w_s λ_s − C vanishes, and no random perturbation scores higher."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    p = jnp.asarray(rng.dirichlet(np.ones(A), size=S) * 0.98 + 0.02 / A)
+    w = jnp.asarray(rng.uniform(0, 3, S) * (rng.random(S) < 0.85))
+    a = jnp.asarray(rng.normal(size=(S, A)))
+    C = float(data.draw(st.sampled_from([0.1, 1.0, 10.0, 1000.0])))
+    step = rf.exact_trust_region_step(p, w, a, C)
+    q = step.policy
+    active = np.asarray(w) > 0
+    best = penalised_objective(w, a, p, C, q)
+    assert best >= penalised_objective(w, a, p, C, p) - 1e-12
+    if active.any() and float(step.budget) > 1e-12 and float(step.budget) < 10:
+        kls = np.asarray(rf.kl_divergence(p, q))[active]
+        np.testing.assert_allclose(kls, float(step.budget), rtol=1e-6)
+        assert abs(float(step.kkt_residual)) <= 1e-6 * C
+    np.testing.assert_allclose(np.asarray(q)[~active], np.asarray(p)[~active], atol=1e-15)
+    logq = jnp.log(q)
+    for scale in (1e-4, 1e-2, 1e-1, 1.0):
+        noise = jnp.asarray(rng.standard_normal((S, A)))
+        other = jax.nn.softmax(logq + scale * noise, -1)
+        assert penalised_objective(w, a, p, C, other) <= best + 1e-9 * (1 + abs(best))
+
+
+@settings(max_examples=30)
+@given(st.integers(2, 4), st.data())
+def test_exact_step_single_state_matches_direct_optimisation(A, data):
+    """B12 (|S| = 1): the step's value equals that of a direct numerical maximisation of
+    q·g − C·D_KL(p‖q) over softmax logits (scipy BFGS, an independent method)."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    p = rng.dirichlet(np.ones(A)) * 0.9 + 0.1 / A
+    g = rng.normal(size=A)
+    C = float(data.draw(st.sampled_from([0.3, 1.0, 5.0])))
+
+    def neg(z):
+        q = np.exp(z - z.max())
+        q /= q.sum()
+        return -(q @ g - C * np.sum(p * np.log(p / q)))
+
+    direct = -min(
+        (
+            scipy.optimize.minimize(neg, np.log(p) + rng.normal(size=A) * s, method="BFGS", options={"gtol": 1e-12})
+            for s in (0, 1)
+        ),
+        key=lambda r: r.fun,
+    ).fun
+    step = rf.exact_trust_region_step(jnp.asarray(p)[None], jnp.ones(1), jnp.asarray(g)[None], C)
+    ours = penalised_objective(jnp.ones(1), jnp.asarray(g)[None], jnp.asarray(p)[None], C, step.policy)
+    assert ours >= direct - 1e-9
+    assert abs(ours - direct) <= 1e-7
+
+
+@settings(max_examples=40)
+@given(mdp_and_policy(kinds=("soft", "uniform"), min_actions=2, max_gamma=0.95))
+def test_monotonic_policy_iteration_never_decreases_J(case):
+    """B12 (A26): every exact MM step has J(π_{k+1}) ≥ J(π_k), and
+    J(π_{k+1}) − J(π_k) ≥ M_k(π_{k+1}) − M_k(π_k) ≥ 0 with M_k = L_{π_k} − C_k D^max_KL."""
+    mdp, pi0 = case
+    path = rf.monotonic_policy_iteration(mdp, pi0, 6)
+    Js = [float(rf.expected_return(mdp, p)) for p in path]
+    scale = tol(rf.value_iteration(mdp), rel=1e-10)
+    for k in range(len(path) - 1):
+        assert Js[k + 1] >= Js[k] - scale
+        M_new = float(rf.trpo_lower_bound(mdp, path[k], path[k + 1]))
+        assert M_new >= Js[k] - scale  # M_k(π_k) = J(π_k)
+        assert Js[k + 1] - Js[k] >= M_new - Js[k] - scale

@@ -1,0 +1,153 @@
+r"""PPO's clipped objective and generalised advantage estimation (notes §3, A29–A35).
+
+Sources: Schulman et al. (2017), "Proximal Policy Optimization Algorithms", §3 eq. (6)–(7);
+Schulman et al. (2016), "High-Dimensional Continuous Control Using Generalized Advantage
+Estimation", eq. (16).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from beartype import beartype
+from jaxtyping import jaxtyped
+
+from ._checks import as_float_array, check_finite, is_concrete
+from ._types import Array, ArrayLike, Float, Real, ScalarLike
+
+
+def _check_unit_interval(value: ScalarLike, name: str, where: str) -> None:
+    v = jnp.asarray(value)
+    if v.ndim != 0:
+        raise ValueError(f"{where}: `{name}` must be a scalar, but has shape {tuple(v.shape)}.")
+    if is_concrete(v) and not 0.0 <= float(v) <= 1.0:
+        raise ValueError(f"{where}: `{name}` must lie in [0, 1], but is {float(v)}.")
+
+
+@jaxtyped(typechecker=beartype)
+def probability_ratio(
+    logp_new: Float[ArrayLike, "*batch"], logp_old: Float[ArrayLike, "*batch"]
+) -> Float[Array, "*batch"]:
+    r"""The probability ratio of the new to the old policy, from log-probabilities.
+
+    $$r_\theta(s,a) = \frac{\pi_\theta(a|s)}{\pi_{\theta_k}(a|s)}
+      = \exp\big(\log\pi_\theta(a|s) - \log\pi_{\theta_k}(a|s)\big),\qquad r_{\theta_k} = 1$$
+
+    Notes A30 (策略比). Schulman et al. (2017) §3. Correction C13: the notes define
+    $r_\theta$ with the advantage folded in ($\pi_\theta/\pi_{\theta_k}\cdot A$); the ratio
+    is the plain quotient, and the clip acts on it before $A$ multiplies.
+
+    **Arguments:** `logp_new`, `logp_old`: log-probabilities of the taken actions, same shape.
+
+    **Returns:** the ratios, same shape (`proofs_as_tests/test_ppo.py::test_ppo_clip_closed_form`).
+    """
+    new = as_float_array(logp_new, "logp_new")
+    old = as_float_array(logp_old, "logp_old", new.dtype)
+    if new.shape != old.shape:
+        raise ValueError(
+            f"probability_ratio: `logp_new` and `logp_old` must have the same shape, but have "
+            f"{tuple(new.shape)} and {tuple(old.shape)}."
+        )
+    return jnp.exp(new - old)
+
+
+def _check_epsilon(epsilon: ScalarLike, where: str) -> None:
+    e = jnp.asarray(epsilon)
+    if is_concrete(e) and not (bool(jnp.isfinite(e)) and float(e) > 0):
+        raise ValueError(f"{where}: `epsilon` (the clip width) must be finite and > 0, but is {float(e)}.")
+
+
+@jaxtyped(typechecker=beartype)
+def ppo_clip_objective(
+    ratio: Float[ArrayLike, "*batch"], advantage: Float[ArrayLike, "*batch"], epsilon: ScalarLike
+) -> Float[Array, "*batch"]:
+    r"""PPO's clipped surrogate, per sample (not averaged).
+
+    $$f(r, A) = \min\big(rA,\ \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)\,A\big)
+      = \begin{cases}A\min(r, 1+\epsilon) & A\ge0\\ A\max(r,1-\epsilon) & A<0\end{cases}$$
+
+    Notes A29, A32–A35 (PPO 目标). Schulman et al. (2017) eq. (7); Kuba et al. (2022) eq. (4).
+    Correction C15: the notes describe only the capped regions; for $A>0, r<1-\epsilon$ and
+    for $A<0, r>1+\epsilon$ the min picks the unclipped $rA$ and the gradient is kept.
+    Average it over samples of the old policy to get $L^{PPO}$.
+
+    **Arguments:** `ratio` $r$; `advantage` $A$ (same shape); `epsilon` $> 0$.
+
+    **Returns:** $f(r, A)$ per sample (`proofs_as_tests/test_ppo.py::test_ppo_clip_closed_form`,
+    `::test_ppo_clip_gradient_regions`).
+    """
+    _check_epsilon(epsilon, "ppo_clip_objective")
+    r = as_float_array(ratio, "ratio")
+    A = as_float_array(advantage, "advantage", r.dtype)
+    if r.shape != A.shape:
+        raise ValueError(
+            f"ppo_clip_objective: `ratio` and `advantage` must have the same shape, but have "
+            f"{tuple(r.shape)} and {tuple(A.shape)}."
+        )
+    eps = jnp.asarray(epsilon, r.dtype)
+    return jnp.minimum(r * A, jnp.clip(r, 1.0 - eps, 1.0 + eps) * A)
+
+
+@jaxtyped(typechecker=beartype)
+def generalized_advantage_estimate(
+    rewards: Float[ArrayLike, " T"],
+    values: Float[ArrayLike, " T1"],
+    dones: Real[ArrayLike, " T"] | jax.Array,
+    gamma: ScalarLike,
+    lam: ScalarLike,
+) -> Float[Array, " T"]:
+    r"""Generalised advantage estimation, GAE($\gamma, \lambda$), with episode ends.
+
+    $$\hat A_t = \sum_{l\ge0}(\gamma\lambda)^l\delta_{t+l},\qquad
+      \delta_t = r_t + \gamma(1-d_t)V(s_{t+1}) - V(s_t),\qquad
+      \hat A_t = \delta_t + \gamma\lambda(1-d_t)\hat A_{t+1}$$
+
+    where $d_t = 1$ ends the episode after step $t$ (no bootstrap, no carry across). $\lambda=0$
+    gives the TD error, $\lambda=1$ the discounted return minus $V$. Notes A31 (常用 GAE 估计).
+    Schulman et al. (2016) eq. (16). Written as a reverse `jax.lax.scan`; `vmap` over
+    environments.
+
+    **Arguments:**
+
+    - `rewards`: $r_t$, `[T]`.
+    - `values`: $V(s_0), \dots, V(s_T)$, `[T + 1]` (the last one bootstraps the cut-off).
+    - `dones`: $d_t \in \{0, 1\}$, `[T]` (bool or number).
+    - `gamma`: $\gamma\in[0,1]$; `lam`: $\lambda\in[0,1]$.
+
+    **Returns:** $\hat A_t$, `[T]`. Unbiasedness with the exact $V_\pi$ for every $\lambda$ is
+    proved by exact enumeration in
+    `proofs_as_tests/test_ppo.py::test_gae_with_exact_values_is_unbiased`.
+    """
+    where = "generalized_advantage_estimate"
+    r = as_float_array(rewards, "rewards")
+    v = as_float_array(values, "values", r.dtype)
+    d = jnp.asarray(dones)
+    if v.shape != (r.shape[0] + 1,):
+        raise ValueError(
+            f"{where}: `values` must have shape [T + 1] = ({r.shape[0] + 1},) (one more than "
+            f"`rewards`, to bootstrap the last state), but has shape {tuple(v.shape)}."
+        )
+    if d.shape != r.shape:
+        raise ValueError(
+            f"{where}: `dones` must have the shape of `rewards` {tuple(r.shape)}, but has shape {tuple(d.shape)}."
+        )
+    _check_unit_interval(gamma, "gamma", where)
+    _check_unit_interval(lam, "lam", where)
+    check_finite(r, "rewards", where)
+    check_finite(v, "values", where)
+    return _gae(r, v, d.astype(r.dtype), jnp.asarray(gamma, r.dtype), jnp.asarray(lam, r.dtype))
+
+
+@jax.jit
+def _gae(r: Array, v: Array, d: Array, gamma: Array, lam: Array) -> Array:
+    not_done = 1.0 - d
+    deltas = r + gamma * not_done * v[1:] - v[:-1]
+    decay = gamma * lam * not_done
+
+    def step(carry: Array, x: tuple[Array, Array]) -> tuple[Array, Array]:
+        delta, c = x
+        adv = delta + c * carry
+        return adv, adv
+
+    _, adv = jax.lax.scan(step, jnp.zeros((), r.dtype), (deltas, decay), reverse=True, unroll=8)
+    return adv
