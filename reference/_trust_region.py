@@ -246,19 +246,20 @@ def _state_terms(p: Array, b: Array, x: Array) -> tuple[Array, Array, Array, Arr
     return kl, dkl_dx, lam, dlam_ddelta, q
 
 
+_NewtonCarry = tuple[Array, Array, Array, Array, Array, Array]
+
+
 def _safeguarded_newton(fun, x0: Array, lo: Array, hi: Array, tol: float) -> Array:
     """Root of a decreasing `fun(x) -> (g, dg)` inside [lo, hi], elementwise.
 
     Newton steps are taken while they stay in the bracket and at least halve |g| (as in
     Numerical Recipes' rtsafe); otherwise the step bisects the bracket.
     """
-    Carry = tuple[Array, Array, Array, Array, Array, Array]
-
-    def cond(carry: Carry) -> Array:
+    def cond(carry: _NewtonCarry) -> Array:
         _, _, _, _, k, err = carry
         return (k < _MAX_NEWTON) & (err > tol)
 
-    def body(carry: Carry) -> Carry:
+    def body(carry: _NewtonCarry) -> _NewtonCarry:
         x, lo, hi, g_prev, k, _ = carry
         g, dg = fun(x)
         lo = jnp.where(g > 0, x, lo)  # decreasing: g > 0 means the root lies to the right
