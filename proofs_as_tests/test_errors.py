@@ -3,6 +3,7 @@ and the violated condition."""
 
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 
@@ -17,6 +18,13 @@ def good():
 
 def refuses(pattern: str, fn, *args, **kwargs):
     with pytest.raises(ValueError, match=pattern):
+        fn(*args, **kwargs)
+
+
+def refuses_shape(parameter: str, fn, *args, **kwargs):
+    """A shape that disagrees with the signature's jaxtyping annotation is refused by the runtime
+    type check, whose message names the parameter and the expected shape."""
+    with pytest.raises(jaxtyping.TypeCheckError, match=rf"typechecking parameter '{parameter}'"):
         fn(*args, **kwargs)
 
 
@@ -179,3 +187,181 @@ def test_messages_are_value_errors_not_nan():
 
 def test_gridworld_slip_range():
     refuses(r"gridworld_4x3: `slip` must lie in \[0, 0.5\]", rf.gridworld_4x3, slip=0.7)
+
+
+# §3 -------------------------------------------------------------------------------------------
+
+
+def test_kl_of_missing_support_is_documented_inf_not_nan():
+    p = jnp.asarray([[0.5, 0.5]])
+    q = jnp.asarray([[1.0, 0.0]])
+    out = rf.kl_divergence(p, q)
+    assert bool(jnp.isinf(out[0])) and not bool(jnp.isnan(out[0]))
+    assert float(rf.max_kl(p, q)) == float("inf")
+
+
+def test_kl_arguments_must_agree_and_be_distributions():
+    refuses_shape("q", rf.kl_divergence, jnp.full((2, 3), 1 / 3), jnp.full((2, 2), 0.5))
+    refuses(r"kl_divergence: `q` must sum to 1", rf.kl_divergence, jnp.full((2, 2), 0.5), jnp.full((2, 2), 0.4))
+    refuses(
+        r"max_total_variation: `pi_bar` must be non-negative",
+        rf.max_total_variation,
+        jnp.full((1, 2), 0.5),
+        jnp.asarray([[1.5, -0.5]]),
+    )
+
+
+def test_trust_region_policies_are_checked():
+    mdp = rf.FiniteMDP(*good())
+    pi = jnp.full((3, 2), 0.5)
+    refuses_shape("pi_bar", rf.surrogate_objective, mdp, pi, jnp.full((3, 3), 1 / 3))
+    refuses(r"trpo_lower_bound: `pi_bar` must sum to 1", rf.trpo_lower_bound, mdp, pi, jnp.full((3, 2), 0.3))
+    refuses(r"mean_kl: `pi` must sum to 1", rf.mean_kl, mdp, jnp.full((3, 2), 0.3), pi)
+
+
+def test_exact_step_requires_full_support_and_valid_inputs():
+    p = jnp.asarray([[1.0, 0.0], [0.5, 0.5]])
+    refuses(r"`pi_old` must have full support", rf.exact_trust_region_step, p, jnp.ones(2), jnp.zeros((2, 2)), 1.0)
+    q = jnp.full((2, 2), 0.5)
+    refuses(
+        r"`weights` must be non-negative",
+        rf.exact_trust_region_step,
+        q,
+        jnp.asarray([1.0, -1.0]),
+        jnp.zeros((2, 2)),
+        1.0,
+    )
+    refuses(r"`penalty` must be finite and >= 0", rf.exact_trust_region_step, q, jnp.ones(2), jnp.zeros((2, 2)), -1.0)
+    refuses_shape("scores", rf.exact_trust_region_step, q, jnp.ones(2), jnp.zeros((2, 3)), 1.0)
+    refuses(r"`scores` must be finite", rf.exact_trust_region_step, q, jnp.ones(2), jnp.full((2, 2), jnp.nan), 1.0)
+    mdp = rf.FiniteMDP(*good())
+    refuses(
+        r"monotonic_policy_iteration: `pi0` must have full support",
+        rf.monotonic_policy_iteration,
+        mdp,
+        jnp.asarray([[1.0, 0.0]] * 3),
+        2,
+    )
+    refuses(r"`num_iters` must be an integer >= 0", rf.monotonic_policy_iteration, mdp, jnp.full((3, 2), 0.5), -1)
+
+
+@pytest.mark.parametrize("delta", [0.0, -0.01, float("nan")])
+def test_delta_must_be_positive(delta):
+    g = jnp.ones(3)
+    refuses(
+        r"natural_gradient_step: `delta` \(the KL radius\) must be finite and > 0",
+        rf.natural_gradient_step,
+        g,
+        lambda v: v,
+        delta,
+    )
+    refuses(r"trpo_update: `delta`", rf.trpo_update, lambda p: jnp.sum(p), lambda p: jnp.sum(p**2), g, delta)
+    refuses(
+        r"backtracking_line_search: `delta`",
+        rf.backtracking_line_search,
+        lambda p: jnp.sum(p),
+        lambda p: jnp.sum(p**2),
+        g,
+        g,
+        delta,
+        1.0,
+    )
+
+
+def test_line_search_and_fisher_arguments():
+    g = jnp.ones(3)
+    refuses(
+        r"`backtrack_ratio` must lie in \(0, 1\)",
+        rf.backtracking_line_search,
+        jnp.sum,
+        jnp.sum,
+        g,
+        g,
+        0.1,
+        1.0,
+        backtrack_ratio=1.5,
+    )
+    refuses(
+        r"`max_backtracks` must be an integer >= 1",
+        rf.backtracking_line_search,
+        jnp.sum,
+        jnp.sum,
+        g,
+        g,
+        0.1,
+        1.0,
+        max_backtracks=0,
+    )
+    refuses(r"`damping` must be >= 0", rf.fisher_vector_product, lambda p: jnp.sum(p**2), g, -0.1)
+    refuses(r"`cg_steps` must be an integer >= 1", rf.natural_gradient_step, g, lambda v: v, 0.1, cg_steps=0)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, -0.2, float("inf")])
+def test_clip_epsilon_must_be_positive(epsilon):
+    refuses(
+        r"ppo_clip_objective: `epsilon` \(the clip width\) must be finite and > 0",
+        rf.ppo_clip_objective,
+        jnp.ones(3),
+        jnp.ones(3),
+        epsilon,
+    )
+
+
+def test_clip_and_ratio_shapes_must_agree():
+    refuses_shape("advantage", rf.ppo_clip_objective, jnp.ones(3), jnp.ones(4), 0.2)
+    refuses_shape("logp_old", rf.probability_ratio, jnp.ones(3), jnp.ones(2))
+
+
+@pytest.mark.parametrize("lam", [-0.1, 1.5])
+def test_gae_lambda_range(lam):
+    refuses(
+        r"generalized_advantage_estimate: `lam` must lie in \[0, 1\]",
+        rf.generalized_advantage_estimate,
+        jnp.ones(3),
+        jnp.ones(4),
+        jnp.zeros(3),
+        0.9,
+        lam,
+    )
+
+
+def test_gae_gamma_range():
+    refuses(
+        r"`gamma` must lie in \[0, 1\]",
+        rf.generalized_advantage_estimate,
+        jnp.ones(3),
+        jnp.ones(4),
+        jnp.zeros(3),
+        1.2,
+        0.9,
+    )
+
+
+def test_gae_shapes():
+    refuses(
+        r"`values` must have shape \[T \+ 1\] = \(4,\)",
+        rf.generalized_advantage_estimate,
+        jnp.ones(3),
+        jnp.ones(3),
+        jnp.zeros(3),
+        0.9,
+        0.9,
+    )
+    refuses(
+        r"`dones` must have the shape of `rewards` \(3,\)",
+        rf.generalized_advantage_estimate,
+        jnp.ones(3),
+        jnp.ones(4),
+        jnp.zeros(2),
+        0.9,
+        0.9,
+    )
+    refuses(
+        r"`values` must be finite",
+        rf.generalized_advantage_estimate,
+        jnp.ones(3),
+        jnp.asarray([0.0, jnp.nan, 0.0, 0.0]),
+        jnp.zeros(3),
+        0.9,
+        0.9,
+    )

@@ -27,6 +27,22 @@ SPEC_SIGNATURES = {
     "expected_return": ["mdp", "pi"],
     "advantages": ["mdp", "pi"],
     "discounted_visitation": ["mdp", "pi"],
+    # §3
+    "surrogate_objective": ["mdp", "pi", "pi_bar"],
+    "performance_difference": ["mdp", "pi", "pi_bar"],
+    "kl_divergence": ["p", "q"],
+    "max_kl": ["pi", "pi_bar"],
+    "mean_kl": ["mdp", "pi", "pi_bar"],
+    "penalty_coefficient": ["mdp", "pi"],
+    "trpo_lower_bound": ["mdp", "pi", "pi_bar"],
+    "monotonic_policy_iteration": ["mdp", "pi0", "num_iters"],
+    "natural_gradient_step": ["g", "fisher_vector_product", "delta"],
+    "fisher_vector_product": ["kl_fn", "params"],
+    "backtracking_line_search": [],
+    "trpo_update": [],
+    "probability_ratio": ["logp_new", "logp_old"],
+    "ppo_clip_objective": ["ratio", "advantage", "epsilon"],
+    "generalized_advantage_estimate": ["rewards", "values", "dones", "gamma", "lam"],
 }
 
 TEST_DIR = pathlib.Path(__file__).parent

@@ -165,7 +165,7 @@ def backtracking_line_search(
     expected = jnp.asarray(expected_improvement, dtype=f0.dtype)
 
     def candidate(j: Array) -> tuple[Params, Array]:
-        frac = jnp.asarray(backtrack_ratio, f0.dtype) ** j
+        frac = jnp.asarray(backtrack_ratio, f0.dtype) ** j.astype(f0.dtype)
         new = _tree_axpy(frac, step, params)
         gain = surrogate_fn(new) - f0
         ok = (kl_fn(new) <= delta) & (gain > 0) & (gain >= accept_ratio * frac * expected)

@@ -209,7 +209,11 @@ def trpo_lower_bound(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"], pi_bar: Float[
 
 
 class TrustRegionStep(NamedTuple):
-    """What `exact_trust_region_step` returns."""
+    """What `exact_trust_region_step` returns: the maximiser, its KL budget and multipliers.
+
+    At an interior optimum every active state's KL equals `budget` and `kkt_residual` vanishes
+    (MATH.md §F, the certificate tested in `proofs_as_tests/test_trust_region.py`).
+    """
 
     policy: Float[Array, "S A"]
     """The maximiser $\\bar\\pi$."""
@@ -255,6 +259,7 @@ def _safeguarded_newton(fun, x0: Array, lo: Array, hi: Array, tol: float) -> Arr
     Newton steps are taken while they stay in the bracket and at least halve |g| (as in
     Numerical Recipes' rtsafe); otherwise the step bisects the bracket.
     """
+
     def cond(carry: _NewtonCarry) -> Array:
         _, _, _, _, k, err = carry
         return (k < _MAX_NEWTON) & (err > tol)
@@ -349,7 +354,7 @@ def exact_trust_region_step(
     $$\bar\pi = \arg\max_{q}\ \sum_s w_s\langle q(\cdot|s), a_s\rangle
       - C\max_s D_{KL}\big(p(\cdot|s)\,\|\,q(\cdot|s)\big),\qquad p = \pi_{\text{old}}$$
 
-    This is the step of the MM iteration (notes A26: $w = \rho_\pi$, $a = A_\pi$, $C$ from
+    Notes A26 and A44b. This is the step of the MM iteration (A26: $w = \rho_\pi$, $a = A_\pi$, $C$ from
     A24) and of Algorithm 1 (A44b: $a$ the expected local advantage of agent $i_m$). Method
     (MATH.md §F): with the shared budget $\delta = \max_s D_{KL}$, each state solves
     $\max\{\langle q, a_s\rangle : D_{KL}(p_s\|q)\le\delta\}$, whose solution is

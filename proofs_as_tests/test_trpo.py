@@ -1,0 +1,141 @@
+"""Notes §3: the Fisher matrix, the natural-gradient step and the TRPO update. MATH.md B13."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, strategies as st
+
+import reference as rf
+from proofs_as_tests.strategies import mdps
+
+
+def tabular_kl(theta_old, weights):
+    """θ ↦ Σ_s w_s D_KL(softmax(θ_old[s]) ‖ softmax(θ[s]))."""
+    p = jax.nn.softmax(theta_old, -1)
+    return lambda theta: jnp.dot(weights, rf.kl_divergence(p, jax.nn.softmax(theta, -1)))
+
+
+@given(st.integers(1, 4), st.integers(2, 4), st.data())
+def test_tabular_softmax_fisher_matches_closed_form(S, A, data):
+    """A48, B13: for a tabular softmax the Hessian of Σ_s w_s KL at θ_old, by autodiff
+    (forward-over-reverse), equals blockdiag_s w_s (diag π_s − π_s π_sᵀ); damping adds λI."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    theta = jnp.asarray(rng.uniform(-3, 3, (S, A)))
+    w = jnp.asarray(rng.uniform(0.1, 2, S))
+    damping = data.draw(st.sampled_from([0.0, 0.1]))
+    fvp = rf.fisher_vector_product(tabular_kl(theta, w), theta, damping)
+    n = S * A
+    H = np.stack([np.asarray(fvp(jnp.eye(n)[i].reshape(S, A))).reshape(-1) for i in range(n)], axis=1)
+    pi = np.asarray(jax.nn.softmax(theta, -1))
+    closed = np.zeros((n, n))
+    for s in range(S):
+        block = float(w[s]) * (np.diag(pi[s]) - np.outer(pi[s], pi[s]))
+        closed[s * A : (s + 1) * A, s * A : (s + 1) * A] = block
+    np.testing.assert_allclose(H, closed + damping * np.eye(n), rtol=0, atol=1e-12)
+
+
+@given(st.integers(1, 6), st.data())
+def test_natural_gradient_step_is_optimal_on_the_ellipsoid(n, data):
+    """A49, B13: d* = √(2δ/gᵀH⁻¹g) H⁻¹g lies on the boundary ½dᵀHd = δ, equals the formula
+    with numpy's solve, maximises gᵀd there (no random boundary point does better), and the
+    pytree form (a dict of two blocks) gives the same step as the flat vector."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    M = rng.normal(size=(n, n))
+    H = M @ M.T + 0.1 * np.eye(n)
+    g = rng.normal(size=n)
+    delta = float(data.draw(st.sampled_from([1e-3, 0.01, 0.5])))
+    Hj = jnp.asarray(H)
+    d = np.asarray(rf.natural_gradient_step(jnp.asarray(g), lambda v: Hj @ v, delta, cg_steps=4 * n))
+    x = np.linalg.solve(H, g)
+    np.testing.assert_allclose(d, np.sqrt(2 * delta / (g @ x)) * x, rtol=1e-8, atol=1e-12)
+    assert abs(0.5 * d @ H @ d - delta) <= 1e-9 * delta
+    for _ in range(20):
+        u = rng.normal(size=n)
+        u *= np.sqrt(2 * delta / (u @ H @ u))
+        assert g @ u <= g @ d + 1e-12
+    k = n // 2
+    tree_g = {"a": jnp.asarray(g[:k]), "b": jnp.asarray(g[k:])}
+
+    def tree_fvp(v):
+        flat = Hj @ jnp.concatenate([v["a"], v["b"]])
+        return {"a": flat[:k], "b": flat[k:]}
+
+    tree_d = rf.natural_gradient_step(tree_g, tree_fvp, delta, cg_steps=4 * n)
+    np.testing.assert_allclose(np.concatenate([tree_d["a"], tree_d["b"]]), d, rtol=1e-8, atol=1e-12)
+
+
+@given(st.integers(1, 4), st.integers(2, 4), st.data())
+def test_mean_kl_is_quadratic_in_the_fisher_to_second_order(S, A, data):
+    """B13: E_s KL(π_k‖π_{θk+εΔ}) = ½ε²ΔᵀHΔ + O(ε³): the remainder shrinks like ε³."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    theta = jnp.asarray(rng.uniform(-2, 2, (S, A)))
+    w = jnp.asarray(rng.dirichlet(np.ones(S)))
+    kl = tabular_kl(theta, w)
+    fvp = rf.fisher_vector_product(kl, theta)
+    direction = jnp.asarray(rng.normal(size=(S, A)))
+    quad = 0.5 * float(jnp.vdot(direction, fvp(direction)))
+    # (KL(θ+εΔ) − ε²·½ΔᵀHΔ)/ε² must vanish as ε → 0 (it is O(ε)); a wrong H leaves a constant.
+    relative = [abs(float(kl(theta + e * direction)) - e**2 * quad) / e**2 for e in (4e-3, 1e-3)]
+    assert relative[1] <= 0.5 * relative[0] + 1e-9 * quad
+    assert relative[0] <= 0.05 * quad + 1e-12
+
+
+def tabular_problem(mdp, theta_old):
+    pi_old = jax.nn.softmax(theta_old, -1)
+    rho = rf.discounted_visitation(mdp, pi_old)
+    A = rf.advantages(mdp, pi_old)
+
+    def surrogate(theta):
+        return jnp.dot(rho, jnp.sum(jax.nn.softmax(theta, -1) * A, -1))
+
+    def kl(theta):
+        return rf.mean_kl(mdp, pi_old, jax.nn.softmax(theta, -1))
+
+    return surrogate, kl
+
+
+@jax.jit
+def tabular_trpo(mdp, theta, delta):
+    surrogate, kl = tabular_problem(mdp, theta)
+    new = rf.trpo_update(surrogate, kl, theta, delta)
+    return new, kl(new), surrogate(new), surrogate(theta)
+
+
+@given(mdps(min_actions=2, max_gamma=0.95), st.sampled_from([1e-3, 1e-2, 1e-1]), st.data())
+def test_trpo_update_improves_within_the_trust_region(mdp, delta, data):
+    """A27, A49: a TRPO update on a tabular softmax policy either keeps θ or moves to a θ with
+    mean KL ≤ δ and a strictly better surrogate L_π(π_θ) (the exact surrogate, ρ and A_π from
+    linear solves)."""
+    S, A = mdp.num_states, mdp.num_actions
+    theta = jnp.asarray(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).uniform(-2, 2, (S, A)))
+    new, kl_new, sur_new, sur_old = tabular_trpo(mdp, theta, delta)
+    if not bool(jnp.all(new == theta)):
+        assert float(kl_new) <= delta
+        assert float(sur_new) > float(sur_old)
+
+
+def test_trpo_update_on_an_equinox_mlp_pytree():
+    """A49 on a parameter pytree: an equinox MLP policy over one-hot states takes a TRPO step
+    that stays in the KL ball and raises the exact surrogate of a random MDP."""
+    mdp = rf.random_mdp(jax.random.key(0), 6, 3, 0.9)
+    model = eqx.nn.MLP(6, 3, 16, 2, key=jax.random.key(1))
+    params, static = eqx.partition(model, eqx.is_array)
+    states = jnp.eye(6)
+
+    def policy(p):
+        return jax.nn.softmax(jax.vmap(eqx.combine(p, static))(states), -1)
+
+    pi_old = policy(params)
+    rho, A = rf.discounted_visitation(mdp, pi_old), rf.advantages(mdp, pi_old)
+
+    def surrogate(p):
+        return jnp.dot(rho, jnp.sum(policy(p) * A, -1))
+
+    def kl(p):
+        return rf.mean_kl(mdp, pi_old, policy(p))
+
+    new = rf.trpo_update(surrogate, kl, params, 0.01)
+    assert float(kl(new)) <= 0.01
+    assert float(surrogate(new)) > float(surrogate(params))
+    assert float(rf.expected_return(mdp, policy(new))) > float(rf.expected_return(mdp, pi_old))
