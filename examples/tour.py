@@ -6,6 +6,8 @@ Run: `python examples/tour.py`. Every number printed is computed by the public A
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -145,11 +147,67 @@ def section_2(mdp: rf.FiniteMDP, actions: jax.Array) -> None:
     check("∇_θ J (autodiff through the solve) = ρ_π(s) π(a|s) A_π(s,a)", grad, theorem, 1e-10)
 
 
+def section_3(mdp: rf.FiniteMDP, actions: jax.Array) -> None:
+    print("\n§3 信赖域算法 (trust region): TRPO and PPO — notes A21–A35, A48–A49")
+    logits = jnp.log(0.7 * rf.one_hot_policy(actions, mdp.num_actions) + 0.3 / mdp.num_actions)
+    pi = jax.nn.softmax(logits, axis=-1)
+    pi_bar = jax.nn.softmax(logits + 0.5 * jax.random.normal(jax.random.key(2), logits.shape), axis=-1)
+    J, J_bar = rf.expected_return(mdp, pi), rf.expected_return(mdp, pi_bar)
+    L = rf.surrogate_objective(mdp, pi, pi_bar)
+    C, D = rf.penalty_coefficient(mdp, pi), rf.max_kl(pi, pi_bar)
+    bound = rf.trpo_lower_bound(mdp, pi, pi_bar)
+    print("  π: 70% optimal arrow + 30% uniform; π̄: its logits perturbed by N(0, 0.5²)")
+    print(f"  A22  L_π(π̄) = {float(L):.5f}   J(π) = {float(J):.5f}   J(π̄) = {float(J_bar):.5f}")
+    print(f"  A24  C = 4γ max|A_π|/(1−γ)² = {float(C):.1f},  D_KL^max(π, π̄) = {float(D):.4f}")
+    print(f"       lower bound L − C·D = {float(bound):.2f} ≤ J(π̄) = {float(J_bar):.5f}: {bool(J_bar >= bound)}")
+    print("       (with γ = 0.99, C is huge: the bound is valid but loose — why TRPO uses a KL constraint)")
+    check(
+        "performance difference J(π̄) − J(π) = Σ ρ_π̄ π̄ A_π (B8)",
+        rf.performance_difference(mdp, pi, pi_bar),
+        J_bar - J,
+        1e-12,
+    )
+    check("L_π(π) = J(π) (B9)", rf.surrogate_objective(mdp, pi, pi), J, 1e-12)
+
+    path = rf.monotonic_policy_iteration(mdp, pi, 5)
+    Js = [float(rf.expected_return(mdp, p)) for p in path]
+    print("  A26  exact MM iteration π_{k+1} = argmax L − C·D^max:  J = " + ", ".join(f"{j:.6f}" for j in Js))
+    print(
+        f"       monotone: {all(b >= a - 1e-12 for a, b in itertools.pairwise(Js))} (steps are tiny: C ≈ {float(C):.0f})"
+    )
+
+    def surrogate(theta: jax.Array) -> jax.Array:
+        return jnp.dot(
+            rf.discounted_visitation(mdp, pi), jnp.sum(jax.nn.softmax(theta, -1) * rf.advantages(mdp, pi), -1)
+        )
+
+    def kl(theta: jax.Array) -> jax.Array:
+        return rf.mean_kl(mdp, pi, jax.nn.softmax(theta, -1))
+
+    new_logits = rf.trpo_update(surrogate, kl, logits, delta=0.01, damping=1e-3)
+    pi_new = jax.nn.softmax(new_logits, -1)
+    print(
+        f"  A27, A49  one TRPO step (δ = 0.01, CG on the Fisher + 1e-3·I, line search): "
+        f"J {float(J):.5f} → {float(rf.expected_return(mdp, pi_new)):.5f}, mean KL = {float(kl(new_logits)):.5f}"
+    )
+
+    ratio = jnp.asarray([0.5, 0.9, 1.0, 1.1, 1.5])
+    print(f"  A29–A35  PPO clip (ε = 0.2), r = {np.asarray(ratio)}:")
+    print(f"       A = +1: {np.asarray(rf.ppo_clip_objective(ratio, jnp.ones(5), 0.2))}")
+    print(f"       A = −1: {np.asarray(rf.ppo_clip_objective(ratio, -jnp.ones(5), 0.2))}")
+    states, _, rewards = rf.sample_trajectory(jax.random.key(3), mdp, pi, 7)
+    V = rf.state_values(mdp, pi)
+    # six steps, bootstrapped by V(s_6) at the cut-off
+    gae = rf.generalized_advantage_estimate(rewards[:6], V[states], jnp.zeros(6), float(mdp.gamma), 0.95)
+    print(f"  A31  GAE(γ, λ = 0.95) on a 6-step rollout with exact V: {np.round(np.asarray(gae), 4)}")
+
+
 def main() -> None:
     print("reference — a tour of the notes (CS229 ch. 15, TRPO/PPO, HATRPO/HAPPO)")
     mdp = rf.gridworld_4x3(living_reward=-0.02, gamma=0.99)
     actions = section_1(mdp)
     section_2(mdp, actions)
+    section_3(mdp, actions)
     print("\nAll checks passed.")
 
 

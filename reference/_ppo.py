@@ -149,5 +149,5 @@ def _gae(r: Array, v: Array, d: Array, gamma: Array, lam: Array) -> Array:
         adv = delta + c * carry
         return adv, adv
 
-    _, adv = jax.lax.scan(step, jnp.zeros((), r.dtype), (deltas, decay), reverse=True, unroll=8)
+    _, adv = jax.lax.scan(step, jnp.zeros((), r.dtype), (deltas, decay), reverse=True)
     return adv
