@@ -121,3 +121,35 @@ def mdp_and_policy_pair(draw: st.DrawFn, **mdp_kwargs):
     mdp = draw(mdps(**mdp_kwargs))
     pi, pi_bar = draw(policy_pairs(mdp.num_states, mdp.num_actions))
     return mdp, pi, pi_bar
+
+
+@st.composite
+def games(
+    draw: st.DrawFn,
+    max_states: int = 3,
+    max_agents: int = 3,
+    max_actions: int = 3,
+    max_gamma: float = 0.95,
+    min_agents: int = 1,
+):
+    """A random cooperative game: S ≤ 3, n ≤ 3 agents, A_i ∈ [2, 3], γ ∈ [0, 0.95]."""
+    S = draw(st.integers(1, max_states))
+    n = draw(st.integers(min_agents, max_agents))
+    sizes = tuple(draw(st.integers(2, max_actions)) for _ in range(n))
+    gamma = draw(st.one_of(st.just(0.0), st.floats(0.0, max_gamma)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    P = rng.dirichlet(np.ones(S), size=(S, *sizes))
+    R = rng.uniform(-1, 1, size=(S, *sizes))
+    rho0 = rng.dirichlet(np.ones(S))
+    state = random.getstate()
+    game = rf.CooperativeGame(jnp.asarray(P), jnp.asarray(R), gamma, jnp.asarray(rho0))
+    random.setstate(state)
+    return game
+
+
+@st.composite
+def joint_policy_pairs(draw: st.DrawFn, game: rf.CooperativeGame):
+    """Per-agent (π^i, π̄^i) with full support, near or far apart (scale in {0.01, 0.1, 1, 3})."""
+    S, sizes = int(game.P.shape[0]), [int(a) for a in game.P.shape[1:-1]]  # fields: no type-checked call
+    pairs = [draw(policy_pairs(S, a)) for a in sizes]
+    return tuple(p for p, _ in pairs), tuple(q for _, q in pairs)

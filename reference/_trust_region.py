@@ -236,17 +236,22 @@ def _state_terms(p: Array, b: Array, x: Array) -> tuple[Array, Array, Array, Arr
     q ∝ p r, λ = e^x / E_p r and dλ/dδ = −λ E_p r² / Var_p(r).
     """
     z = b * jnp.exp(-x)[:, None]
-    r = 1.0 / (1.0 + z)
+    log_r = -jnp.log1p(z)
+    r = jnp.exp(log_r)
     s = z / (1.0 + z)  # 1 − r, accurate when z is small
     Es = jnp.sum(p * s, axis=-1)
-    Er = 1.0 - Es
+    # log E_p r: log1p(−E_p s) is accurate when E_p r ≈ 1; a logsumexp when E_p r is tiny (the
+    # argmax action may carry p ≈ 1e-300 after many near-greedy steps).
+    log_p = jnp.log(p)
+    log_Er = jnp.where(Es < 0.5, jnp.log1p(-jnp.minimum(Es, 0.5)), jax.scipy.special.logsumexp(log_p + log_r, axis=-1))
+    Er = jnp.exp(log_Er)
     Er2 = jnp.sum(p * r * r, axis=-1)
     var = jnp.maximum(jnp.sum(p * (s - Es[:, None]) ** 2, axis=-1), jnp.finfo(p.dtype).tiny)
-    kl = jnp.sum(p * jnp.log1p(z), axis=-1) + jnp.log1p(-Es)
+    kl = jnp.sum(p * jnp.log1p(z), axis=-1) + log_Er
     dkl_dx = -var / Er
-    lam = jnp.exp(x) / Er
+    lam = jnp.exp(x - log_Er)
     dlam_ddelta = -lam * Er2 / var
-    q = p * r / Er[:, None]
+    q = jax.nn.softmax(log_p + log_r, axis=-1)
     return kl, dkl_dx, lam, dlam_ddelta, q
 
 

@@ -1,0 +1,416 @@
+r"""Heterogeneous-agent trust-region learning (notes §4, HATRPO/HAPPO).
+
+Algorithm 1 exactly on finite games, MAPPO's objective, HAPPO's factor and objective, and the
+sequential per-agent HATRPO and HAPPO updates on parameterised policies.
+
+Sources: Kuba et al. (2022) §3.1 (Algorithm 1), §4 (eqs. (7)–(11)), App. D; the authors' code
+(random order per iteration, the factor M multiplied by each agent's new/old ratio after its
+whole update). The notes' items A36–A51 and MATH.md §D.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from beartype import beartype
+from jaxtyping import PRNGKeyArray, PyTree, jaxtyped
+
+from ._checks import as_float_array, check_positive_int, is_concrete
+from ._markov_game import (
+    CooperativeGame,
+    _as_mdp_unchecked,
+    _contract,
+    _joint,
+    check_policies,
+)
+from ._ppo import _check_epsilon, ppo_clip_objective
+from ._trpo import trpo_update
+from ._trust_region import _exact_step
+from ._types import Array, ArrayLike, Float, Int, ScalarLike
+from ._values import advantages, discounted_visitation
+
+Params = PyTree[Any]
+PolicyFn = Callable[[Any, Array], Array]
+
+
+@jaxtyped(typechecker=beartype)
+def multi_agent_policy_iteration(
+    key: PRNGKeyArray,
+    game: CooperativeGame,
+    policies: Sequence[Float[ArrayLike, "S _"]],
+    num_iters: int,
+) -> tuple[Float[Array, "N S _"], ...]:
+    r"""Algorithm 1: multi-agent policy iteration with monotonic improvement, each step exact.
+
+    For $k = 0, 1, \dots$: compute $A_{\pi_k}$ and $C = 4\gamma\max|A_{\pi_k}|/(1-\gamma)^2$;
+    draw a random permutation $i_{1:n}$; for $m = 1..n$,
+
+    $$\pi^{i_m}_{k+1} = \arg\max_{\pi^{i_m}}\Big[L^{i_{1:m}}_{\pi_k}(\pi^{i_{1:m-1}}_{k+1},\pi^{i_m})
+      - C\,D^{\max}_{KL}(\pi^{i_m}_k,\pi^{i_m})\Big]$$
+
+    using the previous agents' NEW policies (correction C21). Each argmax is
+    `exact_trust_region_step` with $w = \rho_{\pi_k}$ and $a_s$ the expected local advantage
+    (MATH.md §F). Kuba et al. (2022) Algorithm 1, Theorem 2 ($J(\pi_{k+1})\ge J(\pi_k)$).
+    Notes A44b–A44c and §D (corrections C19, C20: the notes show it only as an image). The whole
+    iteration is one jitted `lax.scan`; the random agent is chosen with `lax.switch`.
+
+    **Arguments:**
+
+    - `key`: a `jax.random` key (one permutation per iteration).
+    - `game`; `policies`: the initial joint policy, a tuple `pi[i]` of `[S, A_i]` with full support.
+    - `num_iters`: the number of iterations (static).
+
+    **Returns:** a tuple, per agent, of `[num_iters + 1, S, A_i]` (the initial policy first).
+    Monotone improvement is proved in
+    `proofs_as_tests/test_heterogeneous_agent.py::test_algorithm_1_improves_monotonically`.
+    """
+    where = "multi_agent_policy_iteration"
+    check_positive_int(num_iters, "num_iters", where, minimum=0)
+    pis = check_policies(game, policies, where)
+    if is_concrete(*pis) and any(bool(jnp.any(p <= 0)) for p in pis):
+        raise ValueError(f"{where}: every policy in `policies` must have full support (every π^i(a|s) > 0).")
+    return _algorithm_1(key, game, pis, num_iters)
+
+
+@partial(jax.jit, static_argnames="num_iters")
+def _algorithm_1(key: Array, game: CooperativeGame, pis: tuple[Array, ...], num_iters: int) -> tuple[Array, ...]:
+    n = len(pis)
+    S = game.P.shape[0]
+
+    def iteration(old: tuple[Array, ...], k: Array) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+        mdp = _as_mdp_unchecked(game)
+        joint = _joint(old).reshape(S, -1)
+        A = advantages(mdp, joint).reshape(game.R.shape)
+        Q = A  # the local advantages only need Q up to a per-state constant
+        C = 4.0 * game.gamma * jnp.max(jnp.abs(A)) / (1.0 - game.gamma) ** 2
+        rho = discounted_visitation(mdp, joint)
+        order = jax.random.permutation(k, n)
+
+        def branch(agent: int) -> Callable[[tuple[Array, ...], Array], tuple[Array, ...]]:
+            def update(new: tuple[Array, ...], done: Array) -> tuple[Array, ...]:
+                weights = {i: jnp.where(done[i], new[i], old[i]) for i in range(n) if i != agent}
+                q = _contract(Q, weights, (agent,))
+                a_bar = q - jnp.sum(old[agent] * q, axis=-1, keepdims=True)
+                step = _exact_step(old[agent], rho, a_bar, C).policy
+                return tuple(step if i == agent else new[i] for i in range(n))
+
+            return update
+
+        branches = [branch(i) for i in range(n)]
+
+        def agent_step(m: Array, carry: tuple[tuple[Array, ...], Array]) -> tuple[tuple[Array, ...], Array]:
+            new, done = carry
+            agent = order[m]
+            new = jax.lax.switch(agent, branches, new, done)
+            return new, done.at[agent].set(True)
+
+        new, _ = jax.lax.fori_loop(0, n, agent_step, (old, jnp.zeros(n, dtype=bool)))
+        return new, new
+
+    _, path = jax.lax.scan(iteration, pis, jax.random.split(key, num_iters))
+    return tuple(jnp.concatenate([p[None], h], axis=0) for p, h in zip(pis, path, strict=True))
+
+
+@jaxtyped(typechecker=beartype)
+def mappo_objective(
+    ratios: Float[ArrayLike, "*batch n"], advantage: Float[ArrayLike, "*batch"], epsilon: ScalarLike
+) -> Float[Array, "*batch"]:
+    r"""MAPPO's clipped objective with parameter sharing, per sample (summed over agents).
+
+    $$\sum_{i=1}^n\min\Big(r^i A(s,\mathbf a),\ \mathrm{clip}(r^i,1-\epsilon,1+\epsilon)A(s,\mathbf a)\Big),
+      \qquad r^i = \frac{\pi_\theta(a^i|s)}{\pi_{\theta_k}(a^i|s)}$$
+
+    with the shared policy $\pi_\theta$ and the joint advantage. Kuba et al. (2022) eq. (5);
+    Yu et al. (2021), MAPPO. Notes A36.
+
+    **Arguments:** `ratios` `[..., n]` (one per agent); `advantage` `[...]`; `epsilon` $>0$.
+
+    **Returns:** `[...]` (`proofs_as_tests/test_heterogeneous_agent.py::test_mappo_objective_at_old_policy`).
+    """
+    _check_epsilon(epsilon, "mappo_objective")
+    r = as_float_array(ratios, "ratios")
+    A = as_float_array(advantage, "advantage", r.dtype)
+    if r.shape[:-1] != A.shape:
+        raise ValueError(
+            f"mappo_objective: `ratios` must have shape [..., n] with [...] = the shape of `advantage` "
+            f"{tuple(A.shape)}, but has shape {tuple(r.shape)}."
+        )
+    return jnp.sum(ppo_clip_objective(r, jnp.broadcast_to(A[..., None], r.shape), epsilon), axis=-1)
+
+
+@jaxtyped(typechecker=beartype)
+def happo_factor(
+    previous_ratios: Float[ArrayLike, "*batch m1"], advantage: Float[ArrayLike, "*batch"]
+) -> Float[Array, "*batch"]:
+    r"""HAPPO's factor $M^{i_{1:m}}$: the earlier agents' new/old ratios times the advantage.
+
+    $$M^{i_{1:m}}(s,\mathbf a) = \frac{\bar\pi^{i_{1:m-1}}(\mathbf a^{i_{1:m-1}}|s)}
+      {\pi^{i_{1:m-1}}(\mathbf a^{i_{1:m-1}}|s)}\hat A(s,\mathbf a)
+      = \Big(\prod_{j<m}\frac{\pi^{i_j}_{\theta_{k+1}}(a^{i_j}|s)}{\pi^{i_j}_{\theta_k}(a^{i_j}|s)}\Big)
+      \hat A(s,\mathbf a)$$
+
+    ($M^{i_1} = \hat A$). Kuba et al. (2022) Proposition 3, eq. (10); the authors' code updates
+    it sequentially, $M^{i_{1:m+1}} = (\pi^{i_m}_{\theta_{k+1}}/\pi^{i_m}_{\theta_k})\,M^{i_{1:m}}$.
+    Notes A50 (correction C24–C25: the notes never define $M$).
+
+    **Arguments:** `previous_ratios` `[..., m − 1]` (may be empty on the last axis);
+    `advantage` `[...]`.
+
+    **Returns:** `[...]` (`proofs_as_tests/test_heterogeneous_agent.py::test_happo_factor_is_importance_weight`).
+    """
+    r = as_float_array(previous_ratios, "previous_ratios")
+    A = as_float_array(advantage, "advantage", r.dtype)
+    if r.shape[:-1] != A.shape:
+        raise ValueError(
+            f"happo_factor: `previous_ratios` must have shape [..., m − 1] with [...] = the shape of "
+            f"`advantage` {tuple(A.shape)}, but has shape {tuple(r.shape)}."
+        )
+    return jnp.prod(r, axis=-1) * A
+
+
+@jaxtyped(typechecker=beartype)
+def happo_objective(
+    ratio: Float[ArrayLike, "*batch"], factor: Float[ArrayLike, "*batch"], epsilon: ScalarLike
+) -> Float[Array, "*batch"]:
+    r"""HAPPO's clipped objective for agent $i_m$, per sample.
+
+    $$\min\Big(\frac{\pi^{i_m}_{\theta}(a^{i_m}|s)}{\pi^{i_m}_{\theta_k}(a^{i_m}|s)}M^{i_{1:m}},\
+      \mathrm{clip}\Big(\frac{\pi^{i_m}_{\theta}(a^{i_m}|s)}{\pi^{i_m}_{\theta_k}(a^{i_m}|s)},1\pm\epsilon\Big)M^{i_{1:m}}\Big)$$
+
+    Kuba et al. (2022) eq. (11). Notes A51 (the notes' $\mathrm{clip}(\cdot,1\pm\epsilon)$ is
+    $\mathrm{clip}(\cdot,1-\epsilon,1+\epsilon)$, C25). For one agent ($M = \hat A$) it is PPO's
+    clip objective.
+
+    **Arguments:** `ratio` of agent $i_m$; `factor` $M^{i_{1:m}}$; `epsilon` $>0$.
+
+    **Returns:** `[...]` (`proofs_as_tests/test_heterogeneous_agent.py::test_happo_objective_properties`).
+    """
+    _check_epsilon(epsilon, "happo_objective")
+    return ppo_clip_objective(ratio, factor, epsilon)
+
+
+def _check_batch(
+    params: Sequence[Params],
+    policy_fns: Sequence[PolicyFn],
+    observations: Sequence[ArrayLike],
+    actions: ArrayLike,
+    old_log_probs: ArrayLike,
+    advantages_: ArrayLike,
+    where: str,
+) -> tuple[tuple[Array, ...], Array, Array, Array]:
+    n = len(params)
+    if n < 1 or len(policy_fns) != n or len(observations) != n:
+        raise ValueError(
+            f"{where}: `params`, `policy_fns` and `observations` must each hold one entry per agent, "
+            f"but hold {len(params)}, {len(policy_fns)} and {len(observations)}."
+        )
+    adv = as_float_array(advantages_, "advantages")
+    if adv.ndim != 1:
+        raise ValueError(f"{where}: `advantages` must have shape [B], but has shape {tuple(adv.shape)}.")
+    B = adv.shape[0]
+    acts = jnp.asarray(actions)
+    if acts.shape != (B, n) or not jnp.issubdtype(acts.dtype, jnp.integer):
+        raise ValueError(
+            f"{where}: `actions` must be integers of shape [B, n] = ({B}, {n}), but is {acts.dtype}{tuple(acts.shape)}."
+        )
+    old = as_float_array(old_log_probs, "old_log_probs", adv.dtype)
+    if old.shape != (B, n):
+        raise ValueError(
+            f"{where}: `old_log_probs` must have shape [B, n] = ({B}, {n}), but has shape {tuple(old.shape)}."
+        )
+    obs = tuple(jnp.asarray(o) for o in observations)
+    for i, o in enumerate(obs):
+        if o.shape[0] != B:
+            raise ValueError(f"{where}: `observations[{i}]` must have B = {B} rows, but has shape {tuple(o.shape)}.")
+    return obs, acts, old, adv
+
+
+def _log_prob(policy_fn: PolicyFn, p: Params, obs: Array, acts: Array) -> Array:
+    logp = policy_fn(p, obs)
+    return jnp.take_along_axis(logp, acts[:, None], axis=-1)[:, 0]
+
+
+@jaxtyped(typechecker=beartype)
+def hatrpo_update(
+    key: PRNGKeyArray,
+    params: Sequence[Params],
+    policy_fns: Sequence[PolicyFn],
+    observations: Sequence[ArrayLike],
+    actions: Int[ArrayLike, "B n"],
+    old_log_probs: Float[ArrayLike, "B n"],
+    advantages: Float[ArrayLike, " B"],
+    delta: ScalarLike = 0.01,
+    damping: ScalarLike = 0.1,
+    cg_steps: int = 10,
+    backtrack_ratio: float = 0.8,
+    max_backtracks: int = 10,
+    accept_ratio: float = 0.5,
+) -> tuple[Params, ...]:
+    r"""One HATRPO iteration: each agent, in a random order, takes a TRPO step on its surrogate.
+
+    For a random permutation $i_{1:n}$ and $M^{i_1} = \hat A$, agent $i_m$ solves
+
+    $$\theta^{i_m}_{k+1} = \arg\max_\theta\ \frac1B\sum_b
+      \frac{\pi^{i_m}_\theta(a^{i_m}_b|s_b)}{\pi^{i_m}_{\theta_k}(a^{i_m}_b|s_b)}M^{i_{1:m}}_b
+      \ \text{ s.t. }\ \frac1B\sum_b D_{KL}\big(\pi^{i_m}_{\theta_k}(\cdot|s_b)\,\|\,
+      \pi^{i_m}_\theta(\cdot|s_b)\big)\le\delta$$
+
+    by `trpo_update` (CG on the damped Fisher, backtracking line search), then
+    $M^{i_{1:m+1}} = (\pi^{i_m}_{\theta_{k+1}}/\pi^{i_m}_{\theta_k})M^{i_{1:m}}$. Kuba et al.
+    (2022) eqs. (7)–(10), App. D.2; the authors' code. Notes A45–A50, §D (correction C21: the
+    earlier agents' policies are the updated ones). Jit-safe (the agent is chosen by `lax.switch`).
+
+    **Arguments:**
+
+    - `key`: for the random order.
+    - `params`: per-agent parameter pytrees; `policy_fns[i](params[i], observations[i])` returns
+      log-probabilities `[B, A_i]` of a discrete policy.
+    - `observations`: per agent, `[B, ...]`; `actions`: `[B, n]` ints; `old_log_probs`: `[B, n]`,
+      $\log\pi^i_{\theta_k}(a^i_b|s_b)$; `advantages`: $\hat A_b$, `[B]`.
+    - `delta`, `damping`, `cg_steps`, `backtrack_ratio`, `max_backtracks`, `accept_ratio`: as in
+      `trpo_update` (defaults: the authors').
+
+    **Returns:** the new per-agent parameters (each accepted step within the KL threshold:
+    `proofs_as_tests/test_heterogeneous_agent.py::test_hatrpo_update_respects_the_kl_threshold`).
+    """
+    where = "hatrpo_update"
+    obs, acts, old, adv = _check_batch(params, policy_fns, observations, actions, old_log_probs, advantages, where)
+    d = jnp.asarray(delta)
+    if is_concrete(d) and not (bool(jnp.isfinite(d)) and float(d) > 0):
+        raise ValueError(f"{where}: `delta` (the KL radius) must be finite and > 0, but is {float(d)}.")
+    n = len(params)
+    old_logits = tuple(jax.lax.stop_gradient(policy_fns[i](params[i], obs[i])) for i in range(n))
+
+    def branch(agent: int) -> Callable[[tuple[Params, ...], Array], tuple[tuple[Params, ...], Array]]:
+        def update(current: tuple[Params, ...], M: Array) -> tuple[tuple[Params, ...], Array]:
+            fn, o, a = policy_fns[agent], obs[agent], acts[:, agent]
+            old_logp_full = old_logits[agent]
+
+            def surrogate(p: Params) -> Array:
+                return jnp.mean(jnp.exp(_log_prob(fn, p, o, a) - old[:, agent]) * M)
+
+            def kl(p: Params) -> Array:
+                logp = fn(p, o)
+                return jnp.mean(jnp.sum(jnp.exp(old_logp_full) * (old_logp_full - logp), axis=-1))
+
+            new_p = trpo_update(
+                surrogate, kl, current[agent], delta, damping, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
+            )
+            M = M * jnp.exp(_log_prob(fn, new_p, o, a) - old[:, agent])
+            return tuple(new_p if i == agent else current[i] for i in range(n)), M
+
+        return update
+
+    branches = [branch(i) for i in range(n)]
+    order = jax.random.permutation(key, n)
+
+    def agent_step(m: Array, carry: tuple[tuple[Params, ...], Array]) -> tuple[tuple[Params, ...], Array]:
+        current, M = carry
+        return jax.lax.switch(order[m], branches, current, M)
+
+    new, _ = jax.lax.fori_loop(0, n, agent_step, (tuple(params), adv))
+    return new
+
+
+@jaxtyped(typechecker=beartype)
+def happo_update(
+    key: PRNGKeyArray,
+    params: Sequence[Params],
+    policy_fns: Sequence[PolicyFn],
+    observations: Sequence[ArrayLike],
+    actions: Int[ArrayLike, "B n"],
+    old_log_probs: Float[ArrayLike, "B n"],
+    advantages: Float[ArrayLike, " B"],
+    optimizer: optax.GradientTransformation,
+    opt_states: Sequence[Any],
+    epsilon: ScalarLike = 0.2,
+    num_epochs: int = 5,
+    num_minibatches: int = 1,
+    entropy_coef: ScalarLike = 0.0,
+) -> tuple[tuple[Params, ...], tuple[Any, ...]]:
+    r"""One HAPPO iteration: each agent, in a random order, runs epochs of its clipped objective.
+
+    For a random permutation $i_{1:n}$ and $M^{i_1} = \hat A$, agent $i_m$ maximises
+
+    $$\frac1B\sum_b\min\Big(r^{i_m}_b(\theta)M^{i_{1:m}}_b,\
+      \mathrm{clip}(r^{i_m}_b(\theta),1\pm\epsilon)M^{i_{1:m}}_b\Big)
+      + c_H\,\mathcal H\big(\pi^{i_m}_\theta\big)$$
+
+    for `num_epochs` epochs of `num_minibatches` optax steps each (`happo_objective`), then
+    $M^{i_{1:m+1}} = r^{i_m}(\theta^{i_m}_{k+1})\,M^{i_{1:m}}$ (`happo_factor`). Kuba et al.
+    (2022) eq. (11), App. D.3; the authors' code (Adam 5e-4, 5 epochs, entropy 0.01, gradient
+    clip 10 are its defaults: build `optimizer` with `optax.chain(optax.clip_by_global_norm(10),
+    optax.adam(5e-4))`). Notes A51, §D. With one agent it is a PPO update
+    (`proofs_as_tests/test_heterogeneous_agent.py::test_happo_with_one_agent_is_ppo`).
+    Minibatches are drawn by a fixed permutation per epoch from `key`.
+
+    **Arguments:** as `hatrpo_update`, plus `optimizer` (one optax transformation shared by the
+    agents), `opt_states` (per agent), `epsilon`, `num_epochs`, `num_minibatches` (must divide
+    B), `entropy_coef`.
+
+    **Returns:** `(new_params, new_opt_states)`, per agent.
+    """
+    where = "happo_update"
+    obs, acts, old, adv = _check_batch(params, policy_fns, observations, actions, old_log_probs, advantages, where)
+    _check_epsilon(epsilon, where)
+    check_positive_int(num_epochs, "num_epochs", where)
+    check_positive_int(num_minibatches, "num_minibatches", where)
+    n, B = len(params), adv.shape[0]
+    if len(opt_states) != n:
+        raise ValueError(
+            f"{where}: `opt_states` must hold one optimiser state per agent ({n}), but holds {len(opt_states)}."
+        )
+    if B % num_minibatches:
+        raise ValueError(f"{where}: `num_minibatches` ({num_minibatches}) must divide the batch size B = {B}.")
+    size = B // num_minibatches
+    key_order, key_batches = jax.random.split(key)
+
+    def branch(
+        agent: int,
+    ) -> Callable[
+        [tuple[tuple[Params, ...], tuple[Any, ...], Array]], tuple[tuple[Params, ...], tuple[Any, ...], Array]
+    ]:
+        def update(carry: tuple[tuple[Params, ...], tuple[Any, ...], Array]):
+            current, states, M = carry
+            fn, o, a, lp_old = policy_fns[agent], obs[agent], acts[:, agent], old[:, agent]
+
+            def loss(p: Params, idx: Array) -> Array:
+                logp_all = fn(p, o[idx])
+                logp = jnp.take_along_axis(logp_all, a[idx][:, None], axis=-1)[:, 0]
+                ratio = jnp.exp(logp - lp_old[idx])
+                objective = jnp.mean(happo_objective(ratio, M[idx], epsilon))
+                entropy = -jnp.mean(jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1))
+                return -(objective + entropy_coef * entropy)
+
+            def epoch(e: Array, pc: tuple[Params, Any]) -> tuple[Params, Any]:
+                perm = jax.random.permutation(jax.random.fold_in(jax.random.fold_in(key_batches, agent), e), B)
+
+                def minibatch(b: Array, pc: tuple[Params, Any]) -> tuple[Params, Any]:
+                    p, s = pc
+                    idx = jax.lax.dynamic_slice_in_dim(perm, b * size, size)
+                    grads = jax.grad(loss)(p, idx)
+                    updates, s = optimizer.update(grads, s, p)
+                    return optax.apply_updates(p, updates), s
+
+                return jax.lax.fori_loop(0, num_minibatches, minibatch, pc)
+
+            p, s = jax.lax.fori_loop(0, num_epochs, epoch, (current[agent], states[agent]))
+            M = M * jnp.exp(_log_prob(fn, p, o, a) - lp_old)
+            replace = lambda xs, v: tuple(v if i == agent else xs[i] for i in range(n))
+            return replace(current, p), replace(states, s), M
+
+        return update
+
+    branches = [branch(i) for i in range(n)]
+    order = jax.random.permutation(key_order, n)
+
+    def agent_step(m: Array, carry: Any) -> Any:
+        return jax.lax.switch(order[m], branches, carry)
+
+    new_params, new_states, _ = jax.lax.fori_loop(0, n, agent_step, (tuple(params), tuple(opt_states), adv))
+    return new_params, new_states
