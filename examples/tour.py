@@ -202,12 +202,69 @@ def section_3(mdp: rf.FiniteMDP, actions: jax.Array) -> None:
     print(f"  A31  GAE(γ, λ = 0.95) on a 6-step rollout with exact V: {np.round(np.asarray(gae), 4)}")
 
 
+def section_4() -> None:
+    print("\n§4 信赖域算法在MARL中的应用, HATRPO/HAPPO (multi-agent trust regions) — notes A20, A36–A51")
+    game = rf.random_game(jax.random.key(10), 3, (2, 3, 2), 0.9)
+    S, n = game.num_states, game.num_agents
+    keys = jax.random.split(jax.random.key(11), n)
+    pis = tuple(jax.nn.softmax(jax.random.normal(k, (S, a)), -1) for k, a in zip(keys, game.action_sizes, strict=True))
+    print(f"  a random cooperative game: |S| = {S}, n = {n} agents with action sizes {game.action_sizes}, γ = 0.9")
+    order = (2, 0, 1)
+    a = (1, 2, 0)  # the joint action, indexed by agent
+    whole = rf.multi_agent_advantage(game, pis, (), order)[(0, *[a[i] for i in order])]
+    terms = [
+        float(rf.multi_agent_advantage(game, pis, order[:j], (agent,))[(0, *[a[i] for i in order[: j + 1]])])
+        for j, agent in enumerate(order)
+    ]
+    print(f"  A38  Lemma 1 at s = 0, a = {a}, order i_1:3 = {order}:")
+    print(
+        f"       A^{{i_1:3}} = {float(whole):+.6f} = "
+        + " + ".join(f"({t:+.6f})" for t in terms)
+        + f" = {sum(terms):+.6f}"
+    )
+    check("advantage decomposition (Lemma 1)", whole, sum(terms), 1e-12)
+    new = tuple(
+        jax.nn.softmax(jnp.log(p) + 0.5 * jax.random.normal(jax.random.key(12 + i), p.shape), -1)
+        for i, p in enumerate(pis)
+    )
+    mdp = rf.joint_action_mdp(game)
+    J_new = rf.expected_return(mdp, rf.joint_policy(new).reshape(S, -1))
+    bound = rf.multi_agent_lower_bound(game, pis, new, order)
+    print(f"  A44a Lemma 2: J(π̄) = {float(J_new):.4f} ≥ bound {float(bound):.4f}: {bool(J_new >= bound)}")
+
+    history = rf.multi_agent_policy_iteration(jax.random.key(13), game, pis, 8)
+    print("  A44b Algorithm 1 (exact per-agent steps, random order each iteration):")
+    for k in (0, 1, 2, 4, 8):
+        joint = [h[k] for h in history]
+        J_k = rf.expected_return(mdp, rf.joint_policy(joint).reshape(S, -1))
+        print(f"       k = {k}: J = {float(J_k):.6f}, nash gap = {float(rf.nash_gap(game, joint)):.6f}")
+
+    print("  A37  Proposition 1 (parameter sharing): best shared Bernoulli(p) policy vs the optimum")
+    for m in (2, 4, 6):
+        g = rf.parameter_sharing_game(m, 0.0)
+        J_star = float(jnp.dot(g.rho0, rf.value_iteration(rf.joint_action_mdp(g))))
+        shared = float(
+            rf.expected_return(rf.joint_action_mdp(g), rf.joint_policy([jnp.asarray([[0.5, 0.5]])] * m).reshape(1, -1))
+        )
+        print(f"       n = {m}: J_share(p = 1/2) / J* = {shared / J_star:.6f}   (2/2^n = {2 / 2**m:.6f})")
+
+    ratios = jnp.asarray([[1.1, 0.7, 1.3]])
+    A_hat = jnp.asarray([0.5])
+    M = rf.happo_factor(ratios[:, :2], A_hat)
+    print(f"  A50–A51  HAPPO: earlier ratios {np.asarray(ratios[0, :2])}, Â = 0.5 → M = {float(M[0]):.3f};")
+    print(
+        f"       clipped objective of the third agent (r = 1.3, ε = 0.2): {float(rf.happo_objective(ratios[:, 2], M, 0.2)[0]):.4f}"
+    )
+    print(f"  A36  MAPPO objective for the same sample: {float(rf.mappo_objective(ratios, A_hat, 0.2)[0]):.4f}")
+
+
 def main() -> None:
     print("reference — a tour of the notes (CS229 ch. 15, TRPO/PPO, HATRPO/HAPPO)")
     mdp = rf.gridworld_4x3(living_reward=-0.02, gamma=0.99)
     actions = section_1(mdp)
     section_2(mdp, actions)
     section_3(mdp, actions)
+    section_4()
     print("\nAll checks passed.")
 
 
