@@ -29,8 +29,8 @@ from ._markov_game import (
     check_policies,
 )
 from ._ppo import _check_epsilon, ppo_clip_objective
-from ._trpo import trpo_update
-from ._trust_region import _exact_step
+from ._trpo import _check_delta, trpo_update
+from ._trust_region import _exact_step, _penalty_from_advantages
 from ._types import Array, ArrayLike, Float, Int, ScalarLike
 from ._values import advantages, discounted_visitation
 
@@ -87,7 +87,7 @@ def _algorithm_1(key: Array, game: CooperativeGame, pis: tuple[Array, ...], num_
         joint = _joint(old).reshape(S, -1)
         A = advantages(mdp, joint).reshape(game.R.shape)
         Q = A  # the local advantages only need Q up to a per-state constant
-        C = 4.0 * game.gamma * jnp.max(jnp.abs(A)) / (1.0 - game.gamma) ** 2
+        C = _penalty_from_advantages(game.gamma, A)
         rho = discounted_visitation(mdp, joint)
         order = jax.random.permutation(k, n)
 
@@ -280,9 +280,7 @@ def hatrpo_update(
     """
     where = "hatrpo_update"
     obs, acts, old, adv = _check_batch(params, policy_fns, observations, actions, old_log_probs, advantages, where)
-    d = jnp.asarray(delta)
-    if is_concrete(d) and not (bool(jnp.isfinite(d)) and float(d) > 0):
-        raise ValueError(f"{where}: `delta` (the KL radius) must be finite and > 0, but is {float(d)}.")
+    _check_delta(delta, where)
     n = len(params)
     old_logits = tuple(jax.lax.stop_gradient(policy_fns[i](params[i], obs[i])) for i in range(n))
 

@@ -30,9 +30,9 @@ from ._checks import (
     check_shape,
 )
 from ._mdp import FiniteMDP
-from ._trust_region import kl_divergence
+from ._trust_region import _penalty_from_advantages, kl_divergence
 from ._types import Array, ArrayLike, Float, ScalarLike
-from ._values import action_values, advantages, discounted_visitation, expected_return
+from ._values import action_values, discounted_visitation, expected_return
 
 _LETTERS = string.ascii_letters.replace("s", "").replace("t", "")
 
@@ -372,11 +372,6 @@ def multi_agent_surrogate(
     return jnp.dot(rho, jnp.sum(new[order[-1]] * a_bar, axis=-1))
 
 
-def _penalty(game: CooperativeGame, pis: tuple[Array, ...]) -> Array:
-    A = advantages(_as_mdp_unchecked(game), _joint(pis).reshape(game.P.shape[0], -1))
-    return 4.0 * game.gamma * jnp.max(jnp.abs(A)) / (1.0 - game.gamma) ** 2
-
-
 @jaxtyped(typechecker=beartype)
 def multi_agent_lower_bound(
     game: CooperativeGame,
@@ -406,11 +401,10 @@ def multi_agent_lower_bound(
     if len(perm) != _num_agents(game):
         raise ValueError(f"{where}: `order` must be a permutation of all {_num_agents(game)} agents, but is {perm}.")
     Q = _joint_Q(game, pis)
-    S = game.P.shape[0]
-    mdp = _as_mdp_unchecked(game)
-    rho = discounted_visitation(mdp, _joint(pis).reshape(S, -1))
-    C = _penalty(game, pis)
-    total = expected_return(mdp, _joint(pis).reshape(S, -1))
+    V = _contract(Q, dict(enumerate(pis)), ())  # Q^∅ = V
+    rho = discounted_visitation(_as_mdp_unchecked(game), _joint(pis).reshape(game.P.shape[0], -1))
+    C = _penalty_from_advantages(game.gamma, Q - V.reshape(V.shape + (1,) * _num_agents(game)))
+    total = jnp.dot(game.rho0, V)
     for m, agent in enumerate(perm):
         a_bar = _expected_local_advantage(Q, pis, {i: new[i] for i in perm[:m]}, agent)
         L_m = jnp.dot(rho, jnp.sum(new[agent] * a_bar, axis=-1))

@@ -165,6 +165,11 @@ def performance_difference(
     return jnp.dot(rho_bar, jnp.sum(pi_bar_arr * advantages(mdp, pi_arr), axis=-1))
 
 
+def _penalty_from_advantages(gamma: Array, A: Array) -> Array:
+    """C = 4γ max|A| / (1−γ)² from an advantage tensor (single-agent or joint)."""
+    return 4.0 * gamma * jnp.max(jnp.abs(A)) / (1.0 - gamma) ** 2
+
+
 @jaxtyped(typechecker=beartype)
 def penalty_coefficient(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array, ""]:
     r"""The penalty coefficient $C$ of the TRPO lower bound.
@@ -180,8 +185,7 @@ def penalty_coefficient(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Ar
     **Returns:** the scalar $C \ge 0$ (zero when $\gamma = 0$).
     """
     pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, "penalty_coefficient")
-    eps_A = jnp.max(jnp.abs(advantages(mdp, pi_arr)))
-    return 4.0 * mdp.gamma * eps_A / (1.0 - mdp.gamma) ** 2
+    return _penalty_from_advantages(mdp.gamma, advantages(mdp, pi_arr))
 
 
 @jaxtyped(typechecker=beartype)
@@ -436,7 +440,7 @@ def monotonic_policy_iteration(mdp: FiniteMDP, pi0: Float[ArrayLike, "S A"], num
 def _monotonic_policy_iteration(mdp: FiniteMDP, pi0: Array, num_iters: int) -> Array:
     def step(pi: Array, _: None) -> tuple[Array, Array]:
         A = advantages(mdp, pi)
-        C = 4.0 * mdp.gamma * jnp.max(jnp.abs(A)) / (1.0 - mdp.gamma) ** 2
+        C = _penalty_from_advantages(mdp.gamma, A)
         new = _exact_step(pi, discounted_visitation(mdp, pi), A, C).policy
         return new, new
 
