@@ -1,6 +1,7 @@
 """Notes §4 HATRPO/HAPPO: Algorithm 1, Proposition 1, MAPPO, Proposition 3, HAPPO and HATRPO.
 MATH.md B15, B21–B24."""
 
+import functools
 import itertools
 from typing import Any
 
@@ -198,12 +199,108 @@ def tabular_agents(game, key):
 @given(games(max_agents=3), st.integers(0, 2**31 - 1), st.sampled_from([1e-3, 1e-2, 5e-2]))
 def test_hatrpo_update_respects_the_kl_threshold(game, seed, delta):
     """A45–A49, D: after a HATRPO iteration every agent's mean KL from its old policy over the batch
-    is within δ, and every agent that moved improved its own (unclipped) surrogate at the M it saw."""
+    is within δ."""
     params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(seed))
     new = rf.hatrpo_update(jax.random.key(seed + 1), params, fns, obs, acts, old, adv, delta)
     for i in range(game.num_agents):
         p_old, p_new = jax.nn.softmax(obs[i] @ params[i], -1), jax.nn.softmax(obs[i] @ new[i], -1)
         assert float(jnp.mean(rf.kl_divergence(p_old, p_new))) <= delta * (1 + 1e-9)
+
+
+def _ratio(fns, obs, acts, old, i, p):
+    logp = jnp.take_along_axis(fns[i](p, obs[i]), acts[:, i : i + 1], -1)[:, 0]
+    return jnp.exp(logp - old[:, i])
+
+
+def _sequential_by_hand(order, params, fns, obs, acts, old, adv, agent_step):
+    """The sequential scheme of §D written as a plain Python loop: agent order[m] is updated with
+    M = Â · Π (new/old ratios of the agents already updated), then M takes its ratio."""
+    new, M, seen = list(params), adv, []
+    for i in order:
+        seen.append(M)
+        new[i] = agent_step(i, new[i], M)
+        M = M * _ratio(fns, obs, acts, old, i, new[i])
+    return new, seen
+
+
+def _assert_matches_exactly_one_order(ours, by_order):
+    """`ours` equals the hand-written loop for one order and only one (the orders' results differ)."""
+    close = lambda a, b: all(bool(jnp.allclose(x, y, rtol=1e-9, atol=1e-12)) for x, y in zip(a, b, strict=True))
+    matches = [order for order, (hand, _) in by_order.items() if close(ours, hand)]
+    assert len(matches) == 1, f"matches the hand-written sequential update for orders {matches}"
+    return matches[0]
+
+
+@settings(max_examples=4)
+@given(st.integers(2, 3), st.integers(0, 2**31 - 1))
+def test_hatrpo_update_is_sequential_with_the_product_factor(n, seed):
+    """A45–A50, D, C21 (n ≥ 2 agents): hatrpo_update equals a hand-written loop over a permutation in
+    which agent i_m takes `trpo_update` on its surrogate with M^{i_{1:m}} = Â Π_{j<m} r^{i_j}(θ_{k+1});
+    the result matches that loop for exactly one of the n! orders, and every agent's accepted step
+    raised the surrogate it saw (at that M) and kept its KL within δ."""
+    game = rf.random_game(jax.random.key(seed), 3, (3,) * n, 0.9)
+    params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(seed + 1))
+    delta = 0.02
+
+    def surrogate(i, M):
+        return lambda p: jnp.mean(_ratio(fns, obs, acts, old, i, p) * M)
+
+    def kl(i):
+        p_old = jax.nn.softmax(obs[i] @ params[i], -1)
+        return lambda p: jnp.mean(rf.kl_divergence(p_old, jax.nn.softmax(obs[i] @ p, -1)))
+
+    @functools.partial(jax.jit, static_argnums=0)  # one compilation per agent, reused by every order
+    def step(i, p, M):
+        return rf.trpo_update(surrogate(i, M), kl(i), p, delta)
+
+    by_order = {
+        order: _sequential_by_hand(order, params, fns, obs, acts, old, adv, step)
+        for order in itertools.permutations(range(n))
+    }
+    ours = rf.hatrpo_update(jax.random.key(seed + 2), params, fns, obs, acts, old, adv, delta)
+    order = _assert_matches_exactly_one_order(ours, by_order)
+    _, seen = by_order[order]
+    for i, M in zip(order, seen, strict=True):
+        assert float(surrogate(i, M)(ours[i])) >= float(surrogate(i, M)(params[i]))
+        assert float(kl(i)(ours[i])) <= delta * (1 + 1e-9)
+
+
+@settings(max_examples=4)
+@given(st.integers(2, 3), st.integers(0, 2**31 - 1))
+@jax.numpy_dtype_promotion("standard")  # optax's Adam mixes its int32 step count with floats
+def test_happo_update_is_sequential_with_the_product_factor(n, seed):
+    """A51, D, C21 (n ≥ 2 agents): happo_update (one minibatch) equals a hand-written loop over a
+    permutation in which agent i_m takes Adam steps on happo_objective with
+    M^{i_{1:m}} = Â Π_{j<m} r^{i_j}(θ_{k+1}), which `happo_factor` reproduces; the result matches
+    that loop for exactly one of the n! orders."""
+    game = rf.random_game(jax.random.key(seed), 3, (3,) * n, 0.9)
+    params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(seed + 1))
+    opt, epochs, eps = optax.adam(0.05), 3, 0.2
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def step(i, p, M):
+        s = opt.init(p)
+        loss = lambda q: -jnp.mean(rf.happo_objective(_ratio(fns, obs, acts, old, i, q), M, eps))
+        for _ in range(epochs):
+            updates, s = opt.update(jax.grad(loss)(p), s, p)
+            p = optax.apply_updates(p, updates)
+        return p
+
+    by_order = {
+        order: _sequential_by_hand(order, params, fns, obs, acts, old, adv, step)
+        for order in itertools.permutations(range(n))
+    }
+    states = tuple(opt.init(p) for p in params)
+    ours, _ = rf.happo_update(
+        jax.random.key(seed + 2), params, fns, obs, acts, old, adv, opt, states, eps, num_epochs=epochs
+    )
+    order = _assert_matches_exactly_one_order(ours, by_order)
+    _, seen = by_order[order]
+    for m, M in enumerate(seen):
+        earlier = order[:m]
+        ratios = [_ratio(fns, obs, acts, old, j, ours[j]) for j in earlier]
+        factor = rf.happo_factor(jnp.stack(ratios, -1) if ratios else jnp.ones((adv.shape[0], 0)), adv)
+        np.testing.assert_allclose(factor, M, rtol=1e-10, atol=1e-12)
 
 
 @jax.numpy_dtype_promotion("standard")  # optax's Adam mixes its int32 step count with floats

@@ -46,12 +46,14 @@ def random_subset(data, n, min_size=0):
 @given(games(), st.data())
 def test_marginal_values_match_enumeration(game, data):
     """A20, Definition 1: Q^{i_{1:m}} by einsum equals brute-force enumeration of joint actions
-    (numpy's own joint solve); Q^∅ = V and Q^N = Q."""
+    (numpy's own joint solve), for a drawn ordered subset and for the full set in reverse order
+    (axes follow the given order, never the sorted one); Q^∅ = V and Q^N = Q."""
     pis, _ = data.draw(joint_policy_pairs(game))
-    agents = random_subset(data, game.num_agents)
-    ours = rf.marginal_action_values(game, pis, agents)
-    expected = brute_force_marginal(game, pis, agents)
-    np.testing.assert_allclose(ours, expected, rtol=0, atol=tol(expected, rel=1e-10))
+    reverse = tuple(reversed(range(game.num_agents)))
+    for agents in (random_subset(data, game.num_agents), reverse):
+        ours = rf.marginal_action_values(game, pis, agents)
+        expected = brute_force_marginal(game, pis, agents)
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=tol(expected, rel=1e-10))
     Q, V = numpy_joint_Q(game, pis)
     np.testing.assert_allclose(rf.marginal_action_values(game, pis, ()), V, atol=tol(V, rel=1e-10))
     np.testing.assert_allclose(
