@@ -232,14 +232,16 @@ def _assert_matches_exactly_one_order(ours, by_order):
 
 
 @settings(max_examples=4)
-@given(st.integers(2, 3), st.integers(0, 2**31 - 1))
-def test_hatrpo_update_is_sequential_with_the_product_factor(n, seed):
+@given(st.integers(2, 3), st.integers(0, 2**31 - 1), st.booleans())
+def test_hatrpo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
     """A45–A50, D, C21 (n ≥ 2 agents): hatrpo_update equals a hand-written loop over a permutation in
     which agent i_m takes `trpo_update` on its surrogate with M^{i_{1:m}} = Â Π_{j<m} r^{i_j}(θ_{k+1});
     the result matches that loop for exactly one of the n! orders, and every agent's accepted step
-    raised the surrogate it saw (at that M) and kept its KL within δ."""
+    raised the surrogate it saw (at that M) and kept its KL within δ. Both code paths: one policy
+    function object for all agents (gather by index, vmap-safe) or one per agent (`lax.switch`)."""
     game = rf.random_game(jax.random.key(seed), 3, (3,) * n, 0.9)
     params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(seed + 1))
+    fns = (fns[0],) * n if one_fn else fns  # one function object: the gather-by-index path
     delta = 0.02
 
     def surrogate(i, M):
@@ -266,15 +268,17 @@ def test_hatrpo_update_is_sequential_with_the_product_factor(n, seed):
 
 
 @settings(max_examples=4)
-@given(st.integers(2, 3), st.integers(0, 2**31 - 1))
+@given(st.integers(2, 3), st.integers(0, 2**31 - 1), st.booleans())
 @jax.numpy_dtype_promotion("standard")  # optax's Adam mixes its int32 step count with floats
-def test_happo_update_is_sequential_with_the_product_factor(n, seed):
+def test_happo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
     """A51, D, C21 (n ≥ 2 agents): happo_update (one minibatch) equals a hand-written loop over a
     permutation in which agent i_m takes Adam steps on happo_objective with
     M^{i_{1:m}} = Â Π_{j<m} r^{i_j}(θ_{k+1}), which `happo_factor` reproduces; the result matches
-    that loop for exactly one of the n! orders."""
+    that loop for exactly one of the n! orders. Both code paths: one policy function object for all
+    agents (gather by index, vmap-safe) or one per agent (`lax.switch`)."""
     game = rf.random_game(jax.random.key(seed), 3, (3,) * n, 0.9)
     params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(seed + 1))
+    fns = (fns[0],) * n if one_fn else fns  # one function object: the gather-by-index path
     opt, epochs, eps = optax.adam(0.05), 3, 0.2
 
     @functools.partial(jax.jit, static_argnums=0)

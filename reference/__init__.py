@@ -37,6 +37,19 @@ from ._markov_game import (
     parameter_sharing_game as parameter_sharing_game,
     random_game as random_game,
 )
+from ._marl_training import (
+    ALGORITHMS as ALGORITHMS,
+    CooperativeGameEnv as CooperativeGameEnv,
+    JaxMARLEnv as JaxMARLEnv,
+    MARLConfig as MARLConfig,
+    Metrics as Metrics,
+    MultiAgentEnv as MultiAgentEnv,
+    Trainer as Trainer,
+    TrainState as TrainState,
+    cooperative_game_env as cooperative_game_env,
+    make_train as make_train,
+    simple_spread_env as simple_spread_env,
+)
 from ._mdp import (
     GRIDWORLD_ACTIONS as GRIDWORLD_ACTIONS,
     GRIDWORLD_CELLS as GRIDWORLD_CELLS,
@@ -80,10 +93,18 @@ from ._values import (
 )
 
 __all__ = [
+    "ALGORITHMS",
     "GRIDWORLD_ACTIONS",
     "GRIDWORLD_CELLS",
     "CooperativeGame",
+    "CooperativeGameEnv",
     "FiniteMDP",
+    "JaxMARLEnv",
+    "MARLConfig",
+    "Metrics",
+    "MultiAgentEnv",
+    "TrainState",
+    "Trainer",
     "TrustRegionStep",
     "ValueIterationResult",
     "action_values",
@@ -91,6 +112,7 @@ __all__ = [
     "backtracking_line_search",
     "bellman_expectation_operator",
     "bellman_optimality_operator",
+    "cooperative_game_env",
     "discounted_return",
     "discounted_visitation",
     "exact_trust_region_step",
@@ -106,6 +128,7 @@ __all__ = [
     "joint_action_mdp",
     "joint_policy",
     "kl_divergence",
+    "make_train",
     "mappo_objective",
     "marginal_action_values",
     "max_kl",
@@ -132,6 +155,7 @@ __all__ = [
     "random_game",
     "random_mdp",
     "sample_trajectory",
+    "simple_spread_env",
     "state_values",
     "surrogate_objective",
     "trpo_lower_bound",

@@ -282,30 +282,41 @@ def hatrpo_update(
     obs, acts, old, adv = _check_batch(params, policy_fns, observations, actions, old_log_probs, advantages, where)
     _check_delta(delta, where)
     n = len(params)
-    old_logits = tuple(jax.lax.stop_gradient(policy_fns[i](params[i], obs[i])) for i in range(n))
+
+    def update(fn: PolicyFn, p: Params, o: Array, a: Array, lp_old: Array, M: Array) -> tuple[Params, Array]:
+        old_logp_full = jax.lax.stop_gradient(fn(p, o))
+
+        def surrogate(q: Params) -> Array:
+            return jnp.mean(jnp.exp(_log_prob(fn, q, o, a) - lp_old) * M)
+
+        def kl(q: Params) -> Array:
+            return jnp.mean(jnp.sum(jnp.exp(old_logp_full) * (old_logp_full - fn(q, o)), axis=-1))
+
+        new_p = trpo_update(surrogate, kl, p, delta, damping, cg_steps, backtrack_ratio, max_backtracks, accept_ratio)
+        return new_p, M * jnp.exp(_log_prob(fn, new_p, o, a) - lp_old)
+
+    order = jax.random.permutation(key, n)
+    if _homogeneous(params, policy_fns, obs):
+        # One policy function and one parameter shape for all: gather the agent by index (vmap-safe).
+        fn, stacked, obs_all = policy_fns[0], _stack(params), jnp.stack(obs)
+
+        def indexed_step(m: Array, carry: tuple[Any, Array]) -> tuple[Any, Array]:
+            ps, M = carry
+            agent = order[m]
+            p, M = update(fn, _take(ps, agent), obs_all[agent], acts[:, agent], old[:, agent], M)
+            return _put(ps, agent, p), M
+
+        stacked, _ = jax.lax.fori_loop(0, n, indexed_step, (stacked, adv))
+        return _unstack(stacked, n)
 
     def branch(agent: int) -> Callable[[tuple[Params, ...], Array], tuple[tuple[Params, ...], Array]]:
-        def update(current: tuple[Params, ...], M: Array) -> tuple[tuple[Params, ...], Array]:
-            fn, o, a = policy_fns[agent], obs[agent], acts[:, agent]
-            old_logp_full = old_logits[agent]
+        def switch_update(current: tuple[Params, ...], M: Array) -> tuple[tuple[Params, ...], Array]:
+            p, M = update(policy_fns[agent], current[agent], obs[agent], acts[:, agent], old[:, agent], M)
+            return tuple(p if i == agent else current[i] for i in range(n)), M
 
-            def surrogate(p: Params) -> Array:
-                return jnp.mean(jnp.exp(_log_prob(fn, p, o, a) - old[:, agent]) * M)
-
-            def kl(p: Params) -> Array:
-                logp = fn(p, o)
-                return jnp.mean(jnp.sum(jnp.exp(old_logp_full) * (old_logp_full - logp), axis=-1))
-
-            new_p = trpo_update(
-                surrogate, kl, current[agent], delta, damping, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
-            )
-            M = M * jnp.exp(_log_prob(fn, new_p, o, a) - old[:, agent])
-            return tuple(new_p if i == agent else current[i] for i in range(n)), M
-
-        return update
+        return switch_update
 
     branches = [branch(i) for i in range(n)]
-    order = jax.random.permutation(key, n)
 
     def agent_step(m: Array, carry: tuple[tuple[Params, ...], Array]) -> tuple[tuple[Params, ...], Array]:
         current, M = carry
@@ -313,6 +324,38 @@ def hatrpo_update(
 
     new, _ = jax.lax.fori_loop(0, n, agent_step, (tuple(params), adv))
     return new
+
+
+def _homogeneous(params: Sequence[Any], policy_fns: Sequence[Any], obs: Sequence[Array]) -> bool:
+    """Whether every agent has the same policy function object, parameter shapes and observation shape.
+
+    Their updates can then select the agent by index instead of `lax.switch` (which, under `vmap`
+    with a batched order, would run every agent's branch).
+    """
+    if any(f is not policy_fns[0] for f in policy_fns) or any(o.shape != obs[0].shape for o in obs):
+        return False
+    spec = lambda t: jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), t)
+    try:
+        first = spec(params[0])
+        return all(jax.tree.structure(p) == jax.tree.structure(params[0]) and spec(p) == first for p in params)
+    except TypeError:
+        return False
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _unstack(tree: Any, n: int) -> tuple[Any, ...]:
+    return tuple(_take(tree, jnp.asarray(i)) for i in range(n))
+
+
+def _take(tree: Any, i: Array) -> Any:
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+def _put(tree: Any, i: Array, value: Any) -> Any:
+    return jax.tree.map(lambda x, v: x.at[i].set(v), tree, value)
 
 
 @jaxtyped(typechecker=beartype)
@@ -368,44 +411,67 @@ def happo_update(
     size = B // num_minibatches
     key_order, key_batches = jax.random.split(key)
 
-    def branch(
-        agent: int,
-    ) -> Callable[
-        [tuple[tuple[Params, ...], tuple[Any, ...], Array]], tuple[tuple[Params, ...], tuple[Any, ...], Array]
-    ]:
-        def update(carry: tuple[tuple[Params, ...], tuple[Any, ...], Array]):
+    def update(
+        fn: PolicyFn, agent: Array, p: Params, s: Any, o: Array, a: Array, lp_old: Array, M: Array
+    ) -> tuple[Params, Any, Array]:
+        def loss(q: Params, idx: Array) -> Array:
+            logp_all = fn(q, o[idx])
+            logp = jnp.take_along_axis(logp_all, a[idx][:, None], axis=-1)[:, 0]
+            ratio = jnp.exp(logp - lp_old[idx])
+            objective = jnp.mean(happo_objective(ratio, M[idx], epsilon))
+            entropy = -jnp.mean(jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1))
+            return -(objective + entropy_coef * entropy)
+
+        def epoch(e: Array, pc: tuple[Params, Any]) -> tuple[Params, Any]:
+            perm = jax.random.permutation(jax.random.fold_in(jax.random.fold_in(key_batches, agent), e), B)
+
+            def minibatch(b: Array, pc: tuple[Params, Any]) -> tuple[Params, Any]:
+                q, st = pc
+                idx = jax.lax.dynamic_slice_in_dim(perm, b * size, size)
+                grads = jax.grad(loss)(q, idx)
+                updates, st = optimizer.update(grads, st, q)
+                return optax.apply_updates(q, updates), st
+
+            return jax.lax.fori_loop(0, num_minibatches, minibatch, pc)
+
+        p, s = jax.lax.fori_loop(0, num_epochs, epoch, (p, s))
+        return p, s, M * jnp.exp(_log_prob(fn, p, o, a) - lp_old)
+
+    order = jax.random.permutation(key_order, n)
+    if _homogeneous(params, policy_fns, obs) and _homogeneous(opt_states, policy_fns, obs):
+        # One policy function and one parameter shape for all: gather the agent by index (vmap-safe).
+        fn, obs_all = policy_fns[0], jnp.stack(obs)
+
+        def indexed_step(m: Array, carry: Any) -> Any:
+            ps, ss, M = carry
+            agent = order[m]
+            p, s, M = update(
+                fn, agent, _take(ps, agent), _take(ss, agent), obs_all[agent], acts[:, agent], old[:, agent], M
+            )
+            return _put(ps, agent, p), _put(ss, agent, s), M
+
+        ps, ss, _ = jax.lax.fori_loop(0, n, indexed_step, (_stack(params), _stack(opt_states), adv))
+        return _unstack(ps, n), _unstack(ss, n)
+
+    def branch(agent: int) -> Callable[[Any], Any]:
+        def switch_update(carry: tuple[tuple[Params, ...], tuple[Any, ...], Array]) -> Any:
             current, states, M = carry
-            fn, o, a, lp_old = policy_fns[agent], obs[agent], acts[:, agent], old[:, agent]
-
-            def loss(p: Params, idx: Array) -> Array:
-                logp_all = fn(p, o[idx])
-                logp = jnp.take_along_axis(logp_all, a[idx][:, None], axis=-1)[:, 0]
-                ratio = jnp.exp(logp - lp_old[idx])
-                objective = jnp.mean(happo_objective(ratio, M[idx], epsilon))
-                entropy = -jnp.mean(jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1))
-                return -(objective + entropy_coef * entropy)
-
-            def epoch(e: Array, pc: tuple[Params, Any]) -> tuple[Params, Any]:
-                perm = jax.random.permutation(jax.random.fold_in(jax.random.fold_in(key_batches, agent), e), B)
-
-                def minibatch(b: Array, pc: tuple[Params, Any]) -> tuple[Params, Any]:
-                    p, s = pc
-                    idx = jax.lax.dynamic_slice_in_dim(perm, b * size, size)
-                    grads = jax.grad(loss)(p, idx)
-                    updates, s = optimizer.update(grads, s, p)
-                    return optax.apply_updates(p, updates), s
-
-                return jax.lax.fori_loop(0, num_minibatches, minibatch, pc)
-
-            p, s = jax.lax.fori_loop(0, num_epochs, epoch, (current[agent], states[agent]))
-            M = M * jnp.exp(_log_prob(fn, p, o, a) - lp_old)
+            p, s, M = update(
+                policy_fns[agent],
+                jnp.asarray(agent),
+                current[agent],
+                states[agent],
+                obs[agent],
+                acts[:, agent],
+                old[:, agent],
+                M,
+            )
             replace = lambda xs, v: tuple(v if i == agent else xs[i] for i in range(n))
             return replace(current, p), replace(states, s), M
 
-        return update
+        return switch_update
 
     branches = [branch(i) for i in range(n)]
-    order = jax.random.permutation(key_order, n)
 
     def agent_step(m: Array, carry: Any) -> Any:
         return jax.lax.switch(order[m], branches, carry)

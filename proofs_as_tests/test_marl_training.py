@@ -1,0 +1,216 @@
+"""Notes §4 in practice: end-to-end MAPPO, HAPPO and HATRPO training (`make_train`).
+
+Short runs with fixed seeds on Proposition 1's game (exact optimum known) and on JaxMARL's
+cooperative navigation (the `marl` extra)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import reference as rf
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+standard_promotion = jax.numpy_dtype_promotion("standard")  # optax's Adam mixes int32 counts with floats
+
+
+def game_trainer(algorithm: str, n: int = 4, total_steps: int = 512 * 30, **overrides) -> rf.Trainer:
+    env = rf.cooperative_game_env(rf.parameter_sharing_game(n), episode_length=1)
+    cfg = rf.MARLConfig(algorithm=algorithm, total_steps=total_steps, num_envs=64, num_steps=8, **overrides)
+    return rf.make_train(cfg, env)
+
+
+@standard_promotion
+@pytest.mark.parametrize("algorithm", ["happo", "hatrpo"])
+def test_heterogeneous_agents_solve_the_parameter_sharing_game(algorithm):
+    """Proposition 1 with deep policies: a random (or best shared) policy earns 2/2ⁿ = 0.125 for
+    n = 4; a short HAPPO/HATRPO run (15k steps, fixed seed) earns ≥ 0.9 (optimum 1), while MAPPO
+    with shared parameters and identical observations stays within noise of 2/2ⁿ."""
+    n = 4
+    trainer = game_trainer(algorithm)
+    state, metrics = jax.jit(trainer)(jax.random.key(0))
+    first, last = float(metrics.episode_return[0]), float(jnp.mean(metrics.episode_return[-3:]))
+    assert abs(first - 2 / 2**n) < 0.1  # starts at the random policy's value
+    assert last >= 0.9
+    assert float(trainer.evaluate(state.actor_params, jax.random.key(1), 16)) >= 0.9
+
+    _, shared_metrics = jax.jit(game_trainer("mappo"))(jax.random.key(0))
+    # 512 samples per iteration: std of the mean of Bernoulli(0.125) is 0.015; 0.06 is 4 std.
+    assert float(jnp.max(jnp.abs(shared_metrics.episode_return[-3:] - 2 / 2**n))) < 0.06
+
+
+@standard_promotion
+def test_happo_with_one_agent_trains_exactly_like_ppo():
+    """B24(e) in training: with one agent, HAPPO (`happo_update`, M = Â) and MAPPO (one agent:
+    `mappo_objective` = PPO-clip) from the same key produce the same parameters iteration after
+    iteration (same rollouts, same Adam steps; equal up to summation order)."""
+    game = rf.random_game(jax.random.key(3), 3, (4,), 0.9)
+    env = rf.cooperative_game_env(game, episode_length=5)
+    configs = [
+        rf.MARLConfig(algorithm=a, total_steps=32 * 10 * 4, num_envs=32, num_steps=10) for a in ("happo", "mappo")
+    ]
+    happo, ppo = (rf.make_train(cfg, env) for cfg in configs)
+    s_h, s_p = happo.init(jax.random.key(0)), ppo.init(jax.random.key(0))
+    step_h, step_p = jax.jit(happo.step), jax.jit(ppo.step)
+    for _ in range(4):
+        before = s_h.actor_params
+        s_h, m_h = step_h(s_h)
+        s_p, m_p = step_p(s_p)
+        for a, b in zip(jax.tree.leaves(s_h.actor_params), jax.tree.leaves(s_p.actor_params), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(m_h.episode_return, m_p.episode_return, rtol=1e-12)
+    assert not all(
+        bool(jnp.allclose(a, b))
+        for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(s_h.actor_params), strict=True)
+    )
+
+
+@standard_promotion
+def test_hatrpo_training_steps_respect_the_kl_threshold():
+    """A45–A49 in training: in every HATRPO iteration each agent's mean KL from its old policy over
+    the batch is ≤ δ (the game has one state, so the batch's KL is the KL at that state), and the
+    agents do move."""
+    delta = 0.01
+    trainer = game_trainer("hatrpo", kl_threshold=delta)
+    state = trainer.init(jax.random.key(0))
+    step = jax.jit(trainer.step)
+    obs = jax.vmap(trainer.env.reset)(jax.random.split(jax.random.key(1), 1))[0]
+    moved = 0.0
+    for _ in range(5):
+        old = trainer.log_probs(state.actor_params, obs)
+        state, _ = step(state)
+        new = trainer.log_probs(state.actor_params, obs)
+        for lp_old, lp_new in zip(old, new, strict=True):
+            kl = float(rf.kl_divergence(jnp.exp(lp_old), jnp.exp(lp_new))[0])
+            assert kl <= delta * (1 + 1e-6)
+            moved = max(moved, kl)
+    assert moved > delta / 10
+
+
+@standard_promotion
+def test_checkpoint_reloads_to_the_same_actions(tmp_path):
+    """A saved `TrainState` (several seeds) reloads to identical parameters, so the same
+    observations and keys give the same greedy and sampled actions; it differs from a fresh init."""
+    trainer = game_trainer("happo", total_steps=512 * 3)
+    keys = jax.random.split(jax.random.key(0), 2)
+    state, _ = jax.jit(jax.vmap(trainer))(keys)
+    path = tmp_path / "run.eqx"
+    trainer.save(str(path), state)
+    loaded = trainer.load(str(path), num_seeds=2)
+    obs = jax.vmap(jax.vmap(trainer.env.reset))(jax.random.split(jax.random.key(1), (2, 8)))[0]
+    act = jax.vmap(lambda p, o, k: trainer.actions(p, o, k))
+    greedy = jax.vmap(lambda p, o: trainer.actions(p, o))
+    for k in (jax.random.split(jax.random.key(2), 2),):
+        np.testing.assert_array_equal(act(state.actor_params, obs, k), act(loaded.actor_params, obs, k))
+    np.testing.assert_array_equal(greedy(state.actor_params, obs), greedy(loaded.actor_params, obs))
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(loaded), strict=True):
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        np.testing.assert_array_equal(a, b)
+    fresh = jax.vmap(trainer.init)(keys)
+    assert not bool(jnp.allclose(jax.tree.leaves(fresh.actor_params)[0], jax.tree.leaves(loaded.actor_params)[0]))
+
+
+@standard_promotion
+def test_simple_spread_short_run_beats_random():
+    """MPE cooperative navigation (JaxMARL): 25-step episodes (every environment ends exactly one
+    episode per 25-step rollout), a first iteration near the uniform-random return (≈ −80), and a
+    short MAPPO run (fixed seed) whose last iterations are far better than its first."""
+    pytest.importorskip("jaxmarl")
+    env = rf.simple_spread_env()
+    assert (env.num_agents, env.obs_size, env.action_sizes) == (3, 18, (5, 5, 5))
+    cfg = rf.MARLConfig(algorithm="mappo", total_steps=64 * 25 * 40, num_envs=64, num_steps=25, actor_lr=1e-3)
+    _, metrics = jax.jit(rf.make_train(cfg, env))(jax.random.key(0))
+    np.testing.assert_array_equal(metrics.episodes, 64)
+    first, last = float(metrics.episode_return[0]), float(jnp.mean(metrics.episode_return[-5:]))
+    assert -90 < first < -70
+    assert last > first + 6
+
+
+DEVICE_SCRIPT = """
+import json, sys
+import jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+import reference as rf
+assert jax.device_count() == 2, jax.devices()
+env = rf.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
+cfg = rf.MARLConfig(algorithm="{algorithm}", total_steps=64 * 8 * 5, num_envs=64, num_steps=8)
+trainer = rf.make_train(cfg, env)
+state, metrics = jax.jit(jax.vmap(trainer))(jax.random.split(jax.random.key(0), 2))
+print(json.dumps(dict(
+    shard=trainer.shard_envs,
+    devices=len(state.obs.sharding.device_set),
+    returns=jnp.asarray(metrics.episode_return).tolist(),
+    leaf=jnp.asarray(jax.tree.leaves(state.actor_params)[0]).ravel()[:8].tolist(),
+)))
+"""
+
+
+@standard_promotion
+@pytest.mark.parametrize("algorithm", ["happo"])
+def test_training_shards_the_environments_over_two_devices(algorithm):
+    """Several devices: on 2 simulated CPU devices the environment batch is sharded over both
+    (`jax.sharding`) and training gives the single-device result (same returns and parameters up to
+    the order of the cross-device sums)."""
+    env_vars = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    script = textwrap.dedent(DEVICE_SCRIPT).format(algorithm=algorithm)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env_vars, cwd=root, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    two = json.loads(out.stdout.strip().splitlines()[-1])
+    assert two["shard"] and two["devices"] == 2
+
+    env = rf.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
+    cfg = rf.MARLConfig(algorithm=algorithm, total_steps=64 * 8 * 5, num_envs=64, num_steps=8)
+    trainer = rf.make_train(cfg, env)
+    assert not trainer.shard_envs  # this process has one device
+    state, metrics = jax.jit(jax.vmap(trainer))(jax.random.split(jax.random.key(0), 2))
+    np.testing.assert_allclose(two["returns"], metrics.episode_return, rtol=1e-9)
+    np.testing.assert_allclose(two["leaf"], jax.tree.leaves(state.actor_params)[0].ravel()[:8], rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(algorithm="ippo"), "`algorithm` must be one of"),
+        (dict(num_envs=0), "`num_envs` must be an integer ≥ 1"),
+        (dict(total_steps=10), "`total_steps` must be an integer ≥ 3200"),
+        (dict(gamma=1.5), r"`gamma` must be in \[0, 1\]"),
+        (dict(clip_epsilon=0.0), "`clip_epsilon` must be > 0"),
+        (dict(entropy_coef=-0.1), "`entropy_coef` must be ≥ 0"),
+        (dict(backtrack_ratio=1.0), r"`backtrack_ratio` must be in \(0, 1\)"),
+        (dict(num_minibatches=7), "`num_minibatches` \\(7\\) must divide"),
+    ],
+)
+def test_bad_training_configuration_is_refused(kwargs, match):
+    """Bad hyper-parameters are refused when the configuration is built, naming the field."""
+    with pytest.raises(ValueError, match=match):
+        rf.MARLConfig(**kwargs)
+
+
+def test_bad_training_inputs_are_refused():
+    """`make_train` and the environments name the bad argument: a config that is not a MARLConfig,
+    an object that is not an environment, MAPPO's shared actor over unequal action sets, a
+    `cooperative_game_env` of something that is not a game, an episode length below 1."""
+    env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
+    with pytest.raises(TypeError, match="config"):  # our check, or the signature check that names it
+        rf.make_train({"algorithm": "happo"}, env)  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="env"):
+        rf.make_train(rf.MARLConfig(), object())  # type: ignore[arg-type]
+    uneven = rf.cooperative_game_env(rf.random_game(jax.random.key(0), 2, (2, 3), 0.9))
+    with pytest.raises(ValueError, match="MAPPO shares one actor"):
+        rf.make_train(rf.MARLConfig(algorithm="mappo"), uneven)
+    rf.make_train(rf.MARLConfig(algorithm="happo"), uneven)  # heterogeneous agents are fine for HAPPO
+    with pytest.raises(TypeError, match="game"):
+        rf.cooperative_game_env("game")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`episode_length` must be an integer ≥ 1"):
+        rf.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=0)

@@ -1,0 +1,624 @@
+r"""Notes §4 in practice: MAPPO, HAPPO and HATRPO trained end to end with neural policies.
+
+The shape is purejaxrl's: `make_train(config, env)` returns `train`, and `train(key)` is the whole
+loop — rollout by `lax.scan` over `vmap`-ped environments, GAE, critic and per-agent actor updates —
+as one function that `jax.jit` compiles once and `jax.vmap` runs over seeds. The algorithmic parts
+are the library's own functions: `generalized_advantage_estimate` (A31), `mappo_objective` (A36),
+`happo_update` (A51, §D) and `hatrpo_update` (A45–A50, §D), which themselves use
+`happo_objective`, `happo_factor`'s sequential product and `trpo_update` (A26–A30).
+
+Environments are anything with the small array interface of `MultiAgentEnv`: JaxMARL's
+cooperative navigation (`simple_spread_env`, needs the `marl` extra) and any finite
+`CooperativeGame` (`cooperative_game_env`, e.g. Proposition 1's `parameter_sharing_game`).
+"""
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from ._heterogeneous_agent import happo_update, hatrpo_update, mappo_objective
+from ._markov_game import CooperativeGame
+from ._ppo import generalized_advantage_estimate
+
+Array = jax.Array
+ALGORITHMS: tuple[str, ...] = ("mappo", "happo", "hatrpo")
+
+
+@runtime_checkable
+class MultiAgentEnv(Protocol):
+    """The array interface `make_train` trains on (one environment; `make_train` `vmap`s it).
+
+    - `num_agents`, `obs_size` (every agent's observation is a vector of that size) and
+      `action_sizes` (discrete actions per agent);
+    - `reset(key) -> (obs [n, obs_size], state)`;
+    - `step(key, state, actions [n]) -> (obs, state, team_reward [], done [])`, resetting by itself
+      when `done` (the returned `obs` is then the new episode's first observation).
+    """
+
+    num_agents: int
+    obs_size: int
+    action_sizes: tuple[int, ...]
+
+    def reset(self, key: Array) -> tuple[Array, Any]: ...
+
+    def step(self, key: Array, state: Any, actions: Array) -> tuple[Array, Any, Array, Array]: ...
+
+
+class JaxMARLEnv(eqx.Module):
+    """A JaxMARL environment behind the `MultiAgentEnv` interface.
+
+    The team reward is the sum of the agents' rewards.
+    """
+
+    env: Any = eqx.field(static=True)
+    num_agents: int = eqx.field(static=True)
+    obs_size: int = eqx.field(static=True)
+    action_sizes: tuple[int, ...] = eqx.field(static=True)
+
+    def reset(self, key: Array) -> tuple[Array, Any]:
+        obs, state = self.env.reset(key)
+        return jnp.stack([obs[a] for a in self.env.agents]), state
+
+    def step(self, key: Array, state: Any, actions: Array) -> tuple[Array, Any, Array, Array]:
+        acts = {a: actions[i] for i, a in enumerate(self.env.agents)}
+        obs, state, rewards, dones, _ = self.env.step(key, state, acts)
+        reward = sum(rewards[a] for a in self.env.agents)
+        return jnp.stack([obs[a] for a in self.env.agents]), state, jnp.asarray(reward), dones["__all__"]
+
+
+def simple_spread_env(num_agents: int = 3, episode_length: int = 25) -> JaxMARLEnv:
+    r"""MPE cooperative navigation (`MPE_simple_spread_v3`, JaxMARL) with `episode_length`-step episodes.
+
+    $n$ agents, $n$ landmarks, 5 discrete actions, observations of $4 + 4(n-1) + 2n$ numbers (18
+    for $n=3$); the team reward is the sum of the agents' rewards,
+
+    $$r_t = \sum_{i=1}^n\Big(\tfrac12\,g_t + \tfrac12\,c^i_t\Big),\qquad
+      g_t = -\sum_{l=1}^n\min_i\lVert x^i_t - y^l\rVert,\qquad c^i_t = -\#\{\text{collisions of } i\}$$
+
+    (JaxMARL's `local_ratio = 0.5`). The task the notes' practical algorithms (Notes A36, A51) are
+    measured on in Kuba et al. (2022) and Yu et al. (2021). JaxMARL ends an episode one step
+    after `max_steps`, so `max_steps = episode_length − 1`: 25-step episodes compare with the
+    published MPE results. Needs the `marl` extra (`pip install -e ".[marl]"`).
+    """
+    where = "simple_spread_env"
+    _check_int(num_agents, "num_agents", where, 1)
+    _check_int(episode_length, "episode_length", where, 1)
+    try:
+        import jaxmarl
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise ImportError(f'{where} needs JaxMARL: install the `marl` extra, `pip install -e ".[marl]"`.') from err
+    env = jaxmarl.make(
+        "MPE_simple_spread_v3", num_agents=num_agents, num_landmarks=num_agents, max_steps=episode_length - 1
+    )
+    spaces: list[Any] = [env.observation_space(a) for a in env.agents]
+    actions: list[Any] = [env.action_space(a) for a in env.agents]
+    obs_size = int(spaces[0].shape[0])
+    sizes = tuple(int(space.n) for space in actions)
+    return JaxMARLEnv(env, num_agents, obs_size, sizes)
+
+
+class CooperativeGameEnv(eqx.Module):
+    """A finite `CooperativeGame` as an environment.
+
+    Every agent observes the one-hot state (the same observation, no agent id), the team reward is
+    `R[s, a]`, episodes last `episode_length` steps.
+    """
+
+    P: Array
+    R: Array
+    rho0: Array
+    episode_length: int = eqx.field(static=True)
+    num_agents: int = eqx.field(static=True)
+    obs_size: int = eqx.field(static=True)
+    action_sizes: tuple[int, ...] = eqx.field(static=True)
+
+    def _obs(self, s: Array) -> Array:
+        return jnp.broadcast_to(jax.nn.one_hot(s, self.obs_size), (self.num_agents, self.obs_size))
+
+    def reset(self, key: Array) -> tuple[Array, Any]:
+        s = jax.random.categorical(key, jnp.log(self.rho0))
+        return self._obs(s), (s, jnp.zeros((), jnp.int32))
+
+    def step(self, key: Array, state: Any, actions: Array) -> tuple[Array, Any, Array, Array]:
+        s, t = state
+        k_next, k_reset = jax.random.split(key)
+        joint = (s, *(actions[i] for i in range(self.num_agents)))
+        reward = self.R[joint]
+        nxt = jax.random.categorical(k_next, jnp.log(self.P[joint]))
+        done = t + 1 >= self.episode_length
+        nxt = jnp.where(done, jax.random.categorical(k_reset, jnp.log(self.rho0)), nxt)
+        t = jnp.where(done, 0, t + 1)
+        return self._obs(nxt), (nxt, t), reward, done
+
+
+def cooperative_game_env(game: CooperativeGame, episode_length: int = 1) -> CooperativeGameEnv:
+    r"""A finite cooperative game (§4) as a `MultiAgentEnv`, for deep MARL on a game whose optimum is known.
+
+    $$o^i_t = e_{s_t}\ \text{(every agent)},\qquad r_t = R(s_t,\mathbf a_t),\qquad
+      s_{t+1}\sim P(\cdot|s_t,\mathbf a_t),\ \ s_0\sim\rho_0$$
+
+    (Notes A20: the cooperative Markov game of §4). Every agent sees the same one-hot state, so a
+    shared policy cannot tell the agents apart (Notes A37); with `episode_length = 1` and Proposition 1's
+    `parameter_sharing_game` the return of an episode is $r(\mathbf a)$, whose optimum is 1 and whose
+    best shared policy gets $2/2^n$.
+    """
+    where = "cooperative_game_env"
+    if not isinstance(game, CooperativeGame):
+        raise TypeError(f"{where}: `game` must be a CooperativeGame, but is {type(game).__name__}.")
+    _check_int(episode_length, "episode_length", where, 1)
+    sizes = tuple(game.action_sizes)
+    R = jnp.broadcast_to(game.R.reshape(game.R.shape + (1,) * (1 + len(sizes) - game.R.ndim)), game.P.shape[:-1])
+    return CooperativeGameEnv(game.P, R, game.rho0, episode_length, game.num_agents, game.num_states, sizes)
+
+
+@dataclasses.dataclass(frozen=True)
+class MARLConfig:
+    r"""Hyper-parameters of `make_train`.
+
+    Defaults: the authors' code (Kuba et al. 2022 / HARL) and MAPPO's MPE settings: 128
+    environments × 25 steps, γ = 0.99, λ = 0.95, Adam 5e-4, gradient
+    clip 10, 5 epochs of 1 minibatch, clip 0.2, entropy 0.01; HATRPO δ = 0.01, damping 0.1, 10 CG
+    steps, backtracking ×0.8 up to 10 times, accept ratio 0.5.
+
+    - `algorithm`: `"mappo"` (one actor shared by all agents, `mappo_objective`), `"happo"`
+      (`happo_update`) or `"hatrpo"` (`hatrpo_update`).
+    - `total_steps`: environment steps per seed (counting one step of all agents as one);
+      the number of iterations is `total_steps // (num_envs · num_steps)`.
+    - `hidden_size`, `num_layers`: the actors' and the critic's MLPs (tanh).
+    """
+
+    algorithm: str = "happo"
+    total_steps: int = 10_000_000
+    num_envs: int = 128
+    num_steps: int = 25
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    hidden_size: int = 64
+    num_layers: int = 2
+    actor_lr: float = 5e-4
+    critic_lr: float = 5e-4
+    max_grad_norm: float = 10.0
+    num_epochs: int = 5
+    num_minibatches: int = 1
+    critic_epochs: int = 5
+    clip_epsilon: float = 0.2
+    entropy_coef: float = 0.01
+    kl_threshold: float = 0.01
+    damping: float = 0.1
+    cg_steps: int = 10
+    backtrack_ratio: float = 0.8
+    max_backtracks: int = 10
+    accept_ratio: float = 0.5
+    normalize_advantages: bool = True
+
+    def __post_init__(self) -> None:
+        where = "MARLConfig"
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"{where}: `algorithm` must be one of {ALGORITHMS}, but is {self.algorithm!r}.")
+        for name in ("num_envs", "num_steps", "hidden_size", "num_layers", "num_epochs", "num_minibatches"):
+            _check_int(getattr(self, name), name, where, 1)
+        for name in ("critic_epochs", "cg_steps", "max_backtracks"):
+            _check_int(getattr(self, name), name, where, 1)
+        _check_int(self.total_steps, "total_steps", where, self.num_envs * self.num_steps)
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{where}: `{name}` must be in [0, 1], but is {getattr(self, name)}.")
+        for name in ("actor_lr", "critic_lr", "max_grad_norm", "clip_epsilon", "kl_threshold"):
+            if not getattr(self, name) > 0.0:
+                raise ValueError(f"{where}: `{name}` must be > 0, but is {getattr(self, name)}.")
+        for name in ("entropy_coef", "damping"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{where}: `{name}` must be ≥ 0, but is {getattr(self, name)}.")
+        for name in ("backtrack_ratio", "accept_ratio"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{where}: `{name}` must be in (0, 1), but is {getattr(self, name)}.")
+        if (self.num_envs * self.num_steps) % self.num_minibatches:
+            raise ValueError(
+                f"{where}: `num_minibatches` ({self.num_minibatches}) must divide the batch "
+                f"num_envs · num_steps = {self.num_envs * self.num_steps}."
+            )
+
+    @property
+    def steps_per_iteration(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_iterations(self) -> int:
+        return self.total_steps // self.steps_per_iteration
+
+
+def _check_int(value: Any, name: str, where: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{where}: `{name}` must be an integer ≥ {minimum}, but is {value!r}.")
+
+
+class TrainState(eqx.Module):
+    """Everything `train` carries between iterations (one seed; `vmap` adds a leading seed axis).
+
+    `actor_params`: per agent (one shared entry for MAPPO), the arrays of an equinox MLP;
+    `critic_params`: the centralised critic's arrays; `episode_return`: the running team return of
+    each environment's current episode; `steps`: environment steps so far.
+    """
+
+    actor_params: tuple[Any, ...]
+    critic_params: Any
+    actor_opt_states: tuple[Any, ...]
+    critic_opt_state: Any
+    env_state: Any
+    obs: Array
+    episode_return: Array
+    key: Array
+    steps: Array
+
+
+class Metrics(eqx.Module):
+    """Per-iteration metrics.
+
+    `steps` so far, `episode_return` (mean team return of the episodes that ended in the
+    iteration's rollout; NaN if none did) and `episodes` (how many ended).
+    """
+
+    steps: Array
+    episode_return: Array
+    episodes: Array
+
+
+class Trainer:
+    """Returned by `make_train`.
+
+    `trainer(key)` trains one seed (`jax.jit(jax.vmap(trainer))` trains
+    several); `init`, `step` and `run` give the same loop in chunks (for progress and checkpoints);
+    `actions` samples (or, without a key, takes the most likely) actions of the trained actors;
+    `save`/`load` write and read a `TrainState` with equinox's serialisation.
+    """
+
+    def __init__(
+        self, config: MARLConfig, env: Any, actor_static: tuple[Any, ...], critic_static: Any, shard_envs: bool
+    ) -> None:
+        self.config, self.env, self.shard_envs = config, env, shard_envs
+        self.actor_static, self.critic_static = actor_static, critic_static
+
+    def __repr__(self) -> str:
+        return f"Trainer({self.config!r}, env={type(self.env).__name__}, shard_envs={self.shard_envs})"
+
+    # ---- networks -------------------------------------------------------------------------
+    def _actor_index(self, agent: int) -> int:
+        return 0 if self.config.algorithm == "mappo" else agent
+
+    def policy_fn(self, agent: int) -> Callable[[Any, Array], Array]:
+        """`policy_fn(agent)(params, obs [B, obs_size]) -> log-probabilities [B, A_agent]`."""
+        static = self.actor_static[self._actor_index(agent)]
+
+        def fn(params: Any, obs: Array) -> Array:
+            model = eqx.combine(params, static)
+            return jax.nn.log_softmax(jax.vmap(model)(obs), axis=-1)
+
+        return fn
+
+    def value_fn(self, critic_params: Any, obs: Array) -> Array:
+        """The centralised critic $V(s)$ of `obs [B, n, obs_size]` (the agents' observations joined)."""
+        model = eqx.combine(critic_params, self.critic_static)
+        return jax.vmap(model)(obs.reshape(obs.shape[0], -1))[:, 0]
+
+    def log_probs(self, actor_params: tuple[Any, ...], obs: Array) -> tuple[Array, ...]:
+        """Per agent, log-probabilities `[B, A_i]` for observations `obs [B, n, obs_size]`."""
+        n = self.env.num_agents
+        return tuple(self.policy_fn(i)(actor_params[self._actor_index(i)], obs[:, i]) for i in range(n))
+
+    def actions(self, actor_params: tuple[Any, ...], obs: Array, key: Array | None = None) -> Array:
+        """Actions `[B, n]` for `obs [B, n, obs_size]`: sampled with `key`, the most likely without."""
+        logps = self.log_probs(actor_params, obs)
+        if key is None:
+            return jnp.stack([jnp.argmax(lp, -1) for lp in logps], -1)
+        return jnp.stack([jax.random.categorical(jax.random.fold_in(key, i), lp) for i, lp in enumerate(logps)], -1)
+
+    # ---- the loop -------------------------------------------------------------------------
+    def _constrain(self, tree: Any) -> Any:
+        if not self.shard_envs:
+            return tree
+        mesh = jax.make_mesh((jax.device_count(),), ("envs",), axis_types=(jax.sharding.AxisType.Auto,))
+        sharding = NamedSharding(mesh, PartitionSpec("envs"))
+        return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
+
+    def init(self, key: Array) -> TrainState:
+        """A fresh `TrainState`: new networks and optimisers, every environment reset."""
+        cfg, env = self.config, self.env
+        k_actor, k_critic, k_env, key = jax.random.split(key, 4)
+        actors = _actor_params(k_actor, cfg, env)
+        critic = _critic_params(k_critic, cfg, env)
+        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, cfg.num_envs))
+        obs, env_state = self._constrain((obs, env_state))
+        # HATRPO's actors take natural-gradient steps: no optimiser state.
+        actor_states = () if cfg.algorithm == "hatrpo" else tuple(_actor_optimizer(cfg).init(p) for p in actors)
+        critic_state = _critic_optimizer(cfg).init(critic)
+        return TrainState(
+            actors,
+            critic,
+            actor_states,
+            critic_state,
+            env_state,
+            obs,
+            jnp.zeros(cfg.num_envs, obs.dtype),
+            key,
+            jnp.zeros((), jnp.int32),
+        )
+
+    def rollout_step(self, state: TrainState, key: Array) -> tuple[TrainState, tuple[Array, ...]]:
+        """One step of every environment.
+
+        Returns the new state and the transition
+        `(obs, actions, log_probs, value, reward, done, finished_return)`.
+        """
+        env, E = self.env, self.config.num_envs
+        k_act, k_env = jax.random.split(key)
+        logps = self.log_probs(state.actor_params, state.obs)
+        acts = jnp.stack([jax.random.categorical(jax.random.fold_in(k_act, i), lp) for i, lp in enumerate(logps)], -1)
+        lp = jnp.stack([jnp.take_along_axis(lg, acts[:, i : i + 1], -1)[:, 0] for i, lg in enumerate(logps)], -1)
+        value = self.value_fn(state.critic_params, state.obs)
+        obs, env_state, reward, done = jax.vmap(env.step)(jax.random.split(k_env, E), state.env_state, acts)
+        reward = reward.astype(state.episode_return.dtype)
+        ret = state.episode_return + reward
+        finished = jnp.where(done, ret, 0.0)
+        ret = jnp.where(done, 0.0, ret)
+        new = eqx.tree_at(lambda s: (s.env_state, s.obs, s.episode_return), state, (env_state, obs, ret))
+        return new, (state.obs, acts, lp, value, reward, done, finished)
+
+    def step(self, state: TrainState) -> tuple[TrainState, Metrics]:
+        """One iteration: `num_steps` steps of every environment, GAE, the critic's and the actors' updates."""
+        cfg = self.config
+        key, k_roll, k_update = jax.random.split(state.key, 3)
+        state = eqx.tree_at(lambda s: (s.env_state, s.obs), state, self._constrain((state.env_state, state.obs)))
+        state, traj = jax.lax.scan(lambda s, k: self.rollout_step(s, k), state, jax.random.split(k_roll, cfg.num_steps))
+        obs, acts, old_lp, values, rewards, dones, finished = traj
+        last_value = self.value_fn(state.critic_params, state.obs)
+        all_values = jnp.concatenate([values, last_value[None]], 0)
+        gae = jax.vmap(generalized_advantage_estimate, in_axes=(1, 1, 1, None, None), out_axes=1)
+        advantages = gae(rewards, all_values, dones, cfg.gamma, cfg.gae_lambda)
+        targets = advantages + values
+
+        B = cfg.steps_per_iteration
+        flat = lambda x: x.reshape(B, *x.shape[2:])
+        obs, acts, old_lp, advantages, targets = map(flat, (obs, acts, old_lp, advantages, targets))
+        if cfg.normalize_advantages:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        k_critic, k_actor = jax.random.split(k_update)
+        critic, critic_state = self._update_critic(k_critic, state.critic_params, state.critic_opt_state, obs, targets)
+        actors, actor_states = self._update_actors(
+            k_actor, state.actor_params, state.actor_opt_states, obs, acts, old_lp, advantages
+        )
+        steps = state.steps + B
+        count = jnp.sum(dones)
+        mean_return = jnp.where(count > 0, jnp.sum(finished) / jnp.maximum(count, 1), jnp.nan)
+        state = TrainState(
+            actors, critic, actor_states, critic_state, state.env_state, state.obs, state.episode_return, key, steps
+        )
+        return state, Metrics(steps, mean_return, count)
+
+    def run(self, state: TrainState, num_iterations: int) -> tuple[TrainState, Metrics]:
+        """`num_iterations` iterations by `lax.scan`; metrics stacked over iterations."""
+        return jax.lax.scan(lambda s, _: self.step(s), state, None, length=num_iterations)
+
+    def __call__(self, key: Array) -> tuple[TrainState, Metrics]:
+        """Train one seed for `config.num_iterations` iterations (jit it, vmap it over keys)."""
+        return self.run(self.init(key), self.config.num_iterations)
+
+    # ---- updates --------------------------------------------------------------------------
+    def _epochs(
+        self, key: Array, params: Any, opt_state: Any, loss: Callable[[Any, Array], Array], optimizer: Any, epochs: int
+    ) -> tuple[Any, Any]:
+        B, mb = self.config.steps_per_iteration, self.config.num_minibatches
+        size = B // mb
+
+        def epoch(carry: tuple[Any, Any], k: Array) -> tuple[tuple[Any, Any], None]:
+            perm = jax.random.permutation(k, B)
+
+            def minibatch(pc: tuple[Any, Any], idx: Array) -> tuple[tuple[Any, Any], None]:
+                p, s = pc
+                grads = jax.grad(loss)(p, idx)
+                updates, s = optimizer.update(grads, s, p)
+                return (optax.apply_updates(p, updates), s), None
+
+            return jax.lax.scan(minibatch, carry, perm.reshape(mb, size))[0], None
+
+        return jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))[0]
+
+    def _update_critic(self, key: Array, params: Any, opt_state: Any, obs: Array, targets: Array) -> tuple[Any, Any]:
+        def loss(p: Any, idx: Array) -> Array:
+            return 0.5 * jnp.mean((self.value_fn(p, obs[idx]) - targets[idx]) ** 2)
+
+        return self._epochs(key, params, opt_state, loss, _critic_optimizer(self.config), self.config.critic_epochs)
+
+    def _update_actors(
+        self,
+        key: Array,
+        params: tuple[Any, ...],
+        opt_states: tuple[Any, ...],
+        obs: Array,
+        acts: Array,
+        old_lp: Array,
+        adv: Array,
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        cfg, n = self.config, self.env.num_agents
+        if len(set(self.env.action_sizes)) == 1:  # one function object: updates gather agents by index
+            fns = (self.policy_fn(0),) * n
+        else:
+            fns = tuple(self.policy_fn(i) for i in range(n))
+        per_agent_obs = tuple(obs[:, i] for i in range(n))
+        if cfg.algorithm == "hatrpo":
+            new = hatrpo_update(
+                key,
+                params,
+                fns,
+                per_agent_obs,
+                acts,
+                old_lp,
+                adv,
+                cfg.kl_threshold,
+                cfg.damping,
+                cfg.cg_steps,
+                cfg.backtrack_ratio,
+                cfg.max_backtracks,
+                cfg.accept_ratio,
+            )
+            return new, opt_states
+        optimizer = _actor_optimizer(cfg)
+        if cfg.algorithm == "happo":
+            return happo_update(
+                key,
+                params,
+                fns,
+                per_agent_obs,
+                acts,
+                old_lp,
+                adv,
+                optimizer,
+                opt_states,
+                cfg.clip_epsilon,
+                cfg.num_epochs,
+                cfg.num_minibatches,
+                cfg.entropy_coef,
+            )
+
+        # MAPPO: one actor shared by every agent (Yu et al. 2021; notes A36).
+        fn = fns[0]
+
+        def loss(p: Any, idx: Array) -> Array:
+            logps = [fn(p, obs[idx, i]) for i in range(n)]
+            lp = jnp.stack([jnp.take_along_axis(lg, acts[idx, i : i + 1], -1)[:, 0] for i, lg in enumerate(logps)], -1)
+            objective = jnp.mean(mappo_objective(jnp.exp(lp - old_lp[idx]), adv[idx], cfg.clip_epsilon)) / n
+            entropy = -jnp.mean(jnp.stack([jnp.sum(jnp.exp(lg) * lg, -1) for lg in logps]))
+            return -(objective + cfg.entropy_coef * entropy)
+
+        p, s = self._epochs(key, params[0], opt_states[0], loss, optimizer, cfg.num_epochs)
+        return (p,), (s,)
+
+    def evaluate(self, actor_params: tuple[Any, ...], key: Array, num_steps: int | None = None) -> Array:
+        """Mean team return of the episodes played by the actors (no learning).
+
+        The episodes are those that end within `num_steps` (default `config.num_steps`) steps of
+        `config.num_envs` freshly reset environments, actions sampled from the actors.
+        """
+        env, E = self.env, self.config.num_envs
+        k_reset, k_run = jax.random.split(key)
+        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_reset, E))
+
+        def body(carry: tuple[Any, ...], k: Array) -> tuple[tuple[Any, ...], None]:
+            obs, env_state, ret, total, count = carry
+            k_act, k_env = jax.random.split(k)
+            acts = self.actions(actor_params, obs, k_act)
+            obs, env_state, reward, done = jax.vmap(env.step)(jax.random.split(k_env, E), env_state, acts)
+            ret = ret + reward
+            total, count = total + jnp.sum(jnp.where(done, ret, 0.0)), count + jnp.sum(done).astype(count.dtype)
+            return (obs, env_state, jnp.where(done, 0.0, ret), total, count), None
+
+        zero = jnp.zeros((), obs.dtype)
+        carry = (obs, env_state, jnp.zeros(E, obs.dtype), zero, jnp.zeros((), jnp.int32))
+        steps = self.config.num_steps if num_steps is None else num_steps
+        (_, _, _, total, count), _ = jax.lax.scan(body, carry, jax.random.split(k_run, steps))
+        return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def save(self, path: str, state: TrainState) -> None:
+        """Write `state` (one seed or a stack of seeds) with `equinox.tree_serialise_leaves`."""
+        eqx.tree_serialise_leaves(path, eqx.tree_at(lambda s: s.key, state, jax.random.key_data(state.key)))
+
+    def load(self, path: str, num_seeds: int | None = None) -> TrainState:
+        """Read a state written by `save` (`num_seeds`: the leading seed axis it was saved with)."""
+        init = self.init if num_seeds is None else jax.vmap(self.init)
+        keys = jax.random.key(0) if num_seeds is None else jax.random.split(jax.random.key(0), num_seeds)
+        like = eqx.filter_eval_shape(init, keys)
+        like = eqx.tree_at(lambda s: s.key, like, jax.eval_shape(jax.random.key_data, like.key))
+        state = eqx.tree_deserialise_leaves(path, like)
+        return eqx.tree_at(lambda s: s.key, state, jax.random.wrap_key_data(state.key))
+
+
+def _mlp(key: Array, cfg: MARLConfig, in_size: int, out_size: int, last_scale: float) -> eqx.nn.MLP:
+    mlp = eqx.nn.MLP(in_size, out_size, cfg.hidden_size, cfg.num_layers, activation=jax.nn.tanh, key=key)
+    last = mlp.layers[-1]
+    return eqx.tree_at(
+        lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp, (last.weight * last_scale, jnp.zeros(out_size))
+    )
+
+
+def _actor_params(key: Array, cfg: MARLConfig, env: Any) -> tuple[Any, ...]:
+    count = 1 if cfg.algorithm == "mappo" else env.num_agents
+    keys = jax.random.split(key, count)
+    return tuple(
+        eqx.partition(_mlp(keys[i], cfg, env.obs_size, env.action_sizes[i], 0.01), eqx.is_array)[0]
+        for i in range(count)
+    )
+
+
+def _critic_params(key: Array, cfg: MARLConfig, env: Any) -> Any:
+    return eqx.partition(_mlp(key, cfg, env.num_agents * env.obs_size, 1, 1.0), eqx.is_array)[0]
+
+
+def _actor_optimizer(cfg: MARLConfig) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.actor_lr, eps=1e-5))
+
+
+def _critic_optimizer(cfg: MARLConfig) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.critic_lr, eps=1e-5))
+
+
+def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
+    r"""Build MAPPO, HAPPO or HATRPO training of `env` as one jit-able function (purejaxrl's shape).
+
+    `train = make_train(config, env)`; `train(key)` runs `config.num_iterations` iterations of:
+    a rollout of `num_steps` steps of `num_envs` environments (`lax.scan` over `vmap`), GAE
+    (`generalized_advantage_estimate`, A31) with the centralised critic $V(o^1,\dots,o^n)$,
+    `critic_epochs` epochs of Adam on $\tfrac12(V-\hat R)^2$, then the actors:
+
+    $$\hat A_t = \sum_{l\ge0}(\gamma\lambda)^l\delta_{t+l},\quad
+      \delta_t = r_t + \gamma(1-d_t)V(s_{t+1}) - V(s_t),\quad \hat R_t = \hat A_t + V(s_t)$$
+
+
+    - MAPPO: one shared actor, Adam on `mappo_objective` (A36) + entropy;
+    - HAPPO: `happo_update` (A51, §D: random order, $M$ multiplied by each agent's ratio);
+    - HATRPO: `hatrpo_update` (A45–A50: CG natural gradient on the damped Fisher, backtracking
+      line search with the KL threshold).
+
+    Notes A31 (GAE), A36 (MAPPO), A45–A51 and §D (HATRPO, HAPPO). Advantages are standardised
+    over the batch (the authors' code) unless `normalize_advantages=False`.
+
+    It returns the final `TrainState` and per-iteration `Metrics`. `jax.jit(jax.vmap(train))(keys)`
+    trains several seeds in one call. With several devices the environment batch is sharded
+    over them (`jax.sharding`, axis `"envs"`; `num_envs` must be a multiple of the device count).
+
+    **Arguments:** `config`: a `MARLConfig`; `env`: a `MultiAgentEnv` (`simple_spread_env()`,
+    `cooperative_game_env(game)`).
+
+    **Returns:** a `Trainer` (callable; also `init`, `step`, `run`, `actions`, `save`, `load`).
+    Tested in `proofs_as_tests/test_marl_training.py`.
+    """
+    where = "make_train"
+    if not isinstance(config, MARLConfig):
+        raise TypeError(f"{where}: `config` must be a MARLConfig, but is {type(config).__name__}.")
+    for attr in ("num_agents", "obs_size", "action_sizes", "reset", "step"):
+        if not hasattr(env, attr):
+            raise TypeError(f"{where}: `env` must implement MultiAgentEnv, but has no `{attr}`.")
+    sizes = tuple(env.action_sizes)
+    if len(sizes) != env.num_agents:
+        raise ValueError(f"{where}: `env.action_sizes` must have one entry per agent ({env.num_agents}).")
+    if config.algorithm == "mappo" and len(set(sizes)) != 1:
+        raise ValueError(f"{where}: MAPPO shares one actor, so every agent needs the same number of actions: {sizes}.")
+    devices = jax.device_count()
+    shard = devices > 1 and config.num_envs % devices == 0
+    actors = _actor_params_static(config, env)
+    critic = eqx.partition(_mlp(jax.random.key(0), config, env.num_agents * env.obs_size, 1, 1.0), eqx.is_array)[1]
+    return Trainer(config, env, actors, critic, shard)
+
+
+def _actor_params_static(cfg: MARLConfig, env: Any) -> tuple[Any, ...]:
+    count = 1 if cfg.algorithm == "mappo" else env.num_agents
+    return tuple(
+        eqx.partition(_mlp(jax.random.key(0), cfg, env.obs_size, env.action_sizes[i], 0.01), eqx.is_array)[1]
+        for i in range(count)
+    )
