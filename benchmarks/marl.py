@@ -39,7 +39,7 @@ def python_loop(trainer: rf.Trainer, steps: int) -> float:
     start = time.perf_counter()
     for i in range(steps):
         k = jax.random.fold_in(key, i)
-        obs, state, reward, done = step(k, state, act(obs, k))
+        obs, state, _, _ = step(k, state, act(obs, k))
     jax.block_until_ready(obs)
     return steps / (time.perf_counter() - start)
 
