@@ -182,8 +182,8 @@ def test_training_shards_the_environments_over_two_devices(algorithm):
     ("kwargs", "match"),
     [
         (dict(algorithm="ippo"), "`algorithm` must be one of"),
-        (dict(num_envs=0), "`num_envs` must be an integer ≥ 1"),
-        (dict(total_steps=10), "`total_steps` must be an integer ≥ 3200"),
+        (dict(num_envs=0), "`num_envs` must be an integer >= 1"),
+        (dict(total_steps=10), "`total_steps` must be an integer >= 3200"),
         (dict(gamma=1.5), r"`gamma` must be in \[0, 1\]"),
         (dict(clip_epsilon=0.0), "`clip_epsilon` must be > 0"),
         (dict(entropy_coef=-0.1), "`entropy_coef` must be ≥ 0"),
@@ -212,5 +212,5 @@ def test_bad_training_inputs_are_refused():
     rf.make_train(rf.MARLConfig(algorithm="happo"), uneven)  # heterogeneous agents are fine for HAPPO
     with pytest.raises(TypeError, match="game"):
         rf.cooperative_game_env("game")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="`episode_length` must be an integer ≥ 1"):
+    with pytest.raises(ValueError, match="`episode_length` must be an integer >= 1"):
         rf.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=0)

@@ -13,16 +13,16 @@ cooperative navigation (`simple_spread_env`, needs the `marl` extra) and any fin
 """
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
+from ._checks import check_positive_int
 from ._heterogeneous_agent import happo_update, hatrpo_update, mappo_objective
 from ._markov_game import CooperativeGame
 from ._ppo import generalized_advantage_estimate
@@ -88,8 +88,8 @@ def simple_spread_env(num_agents: int = 3, episode_length: int = 25) -> JaxMARLE
     published MPE results. Needs the `marl` extra (`pip install -e ".[marl]"`).
     """
     where = "simple_spread_env"
-    _check_int(num_agents, "num_agents", where, 1)
-    _check_int(episode_length, "episode_length", where, 1)
+    check_positive_int(num_agents, "num_agents", where, 1)
+    check_positive_int(episode_length, "episode_length", where, 1)
     try:
         import jaxmarl
     except ImportError as err:  # pragma: no cover - depends on the installation
@@ -152,7 +152,7 @@ def cooperative_game_env(game: CooperativeGame, episode_length: int = 1) -> Coop
     where = "cooperative_game_env"
     if not isinstance(game, CooperativeGame):
         raise TypeError(f"{where}: `game` must be a CooperativeGame, but is {type(game).__name__}.")
-    _check_int(episode_length, "episode_length", where, 1)
+    check_positive_int(episode_length, "episode_length", where, 1)
     sizes = tuple(game.action_sizes)
     R = jnp.broadcast_to(game.R.reshape(game.R.shape + (1,) * (1 + len(sizes) - game.R.ndim)), game.P.shape[:-1])
     return CooperativeGameEnv(game.P, R, game.rho0, episode_length, game.num_agents, game.num_states, sizes)
@@ -203,10 +203,10 @@ class MARLConfig:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"{where}: `algorithm` must be one of {ALGORITHMS}, but is {self.algorithm!r}.")
         for name in ("num_envs", "num_steps", "hidden_size", "num_layers", "num_epochs", "num_minibatches"):
-            _check_int(getattr(self, name), name, where, 1)
+            check_positive_int(getattr(self, name), name, where, 1)
         for name in ("critic_epochs", "cg_steps", "max_backtracks"):
-            _check_int(getattr(self, name), name, where, 1)
-        _check_int(self.total_steps, "total_steps", where, self.num_envs * self.num_steps)
+            check_positive_int(getattr(self, name), name, where, 1)
+        check_positive_int(self.total_steps, "total_steps", where, self.num_envs * self.num_steps)
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{where}: `{name}` must be in [0, 1], but is {getattr(self, name)}.")
@@ -232,11 +232,6 @@ class MARLConfig:
     @property
     def num_iterations(self) -> int:
         return self.total_steps // self.steps_per_iteration
-
-
-def _check_int(value: Any, name: str, where: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{where}: `{name}` must be an integer ≥ {minimum}, but is {value!r}.")
 
 
 class TrainState(eqx.Module):
@@ -317,7 +312,7 @@ class Trainer:
         logps = self.log_probs(actor_params, obs)
         if key is None:
             return jnp.stack([jnp.argmax(lp, -1) for lp in logps], -1)
-        return jnp.stack([jax.random.categorical(jax.random.fold_in(key, i), lp) for i, lp in enumerate(logps)], -1)
+        return _sample(logps, key)
 
     # ---- the loop -------------------------------------------------------------------------
     def _constrain(self, tree: Any) -> Any:
@@ -331,8 +326,9 @@ class Trainer:
         """A fresh `TrainState`: new networks and optimisers, every environment reset."""
         cfg, env = self.config, self.env
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
-        actors = _actor_params(k_actor, cfg, env)
-        critic = _critic_params(k_critic, cfg, env)
+        actor_nets, critic_net = _networks(k_actor, k_critic, cfg, env)
+        actors = tuple(eqx.partition(a, eqx.is_array)[0] for a in actor_nets)
+        critic = eqx.partition(critic_net, eqx.is_array)[0]
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, cfg.num_envs))
         obs, env_state = self._constrain((obs, env_state))
         # HATRPO's actors take natural-gradient steps: no optimiser state.
@@ -359,14 +355,12 @@ class Trainer:
         env, E = self.env, self.config.num_envs
         k_act, k_env = jax.random.split(key)
         logps = self.log_probs(state.actor_params, state.obs)
-        acts = jnp.stack([jax.random.categorical(jax.random.fold_in(k_act, i), lp) for i, lp in enumerate(logps)], -1)
-        lp = jnp.stack([jnp.take_along_axis(lg, acts[:, i : i + 1], -1)[:, 0] for i, lg in enumerate(logps)], -1)
+        acts = _sample(logps, k_act)
+        lp = _chosen(logps, acts)
         value = self.value_fn(state.critic_params, state.obs)
         obs, env_state, reward, done = jax.vmap(env.step)(jax.random.split(k_env, E), state.env_state, acts)
         reward = reward.astype(state.episode_return.dtype)
-        ret = state.episode_return + reward
-        finished = jnp.where(done, ret, 0.0)
-        ret = jnp.where(done, 0.0, ret)
+        ret, finished = _end_episodes(state.episode_return, reward, done)
         new = eqx.tree_at(lambda s: (s.env_state, s.obs, s.episode_return), state, (env_state, obs, ret))
         return new, (state.obs, acts, lp, value, reward, done, finished)
 
@@ -450,16 +444,10 @@ class Trainer:
             fns = (self.policy_fn(0),) * n
         else:
             fns = tuple(self.policy_fn(i) for i in range(n))
-        per_agent_obs = tuple(obs[:, i] for i in range(n))
+        batch = (key, params, fns, tuple(obs[:, i] for i in range(n)), acts, old_lp, adv)
         if cfg.algorithm == "hatrpo":
             new = hatrpo_update(
-                key,
-                params,
-                fns,
-                per_agent_obs,
-                acts,
-                old_lp,
-                adv,
+                *batch,
                 cfg.kl_threshold,
                 cfg.damping,
                 cfg.cg_steps,
@@ -471,13 +459,7 @@ class Trainer:
         optimizer = _actor_optimizer(cfg)
         if cfg.algorithm == "happo":
             return happo_update(
-                key,
-                params,
-                fns,
-                per_agent_obs,
-                acts,
-                old_lp,
-                adv,
+                *batch,
                 optimizer,
                 opt_states,
                 cfg.clip_epsilon,
@@ -491,7 +473,7 @@ class Trainer:
 
         def loss(p: Any, idx: Array) -> Array:
             logps = [fn(p, obs[idx, i]) for i in range(n)]
-            lp = jnp.stack([jnp.take_along_axis(lg, acts[idx, i : i + 1], -1)[:, 0] for i, lg in enumerate(logps)], -1)
+            lp = _chosen(logps, acts[idx])
             objective = jnp.mean(mappo_objective(jnp.exp(lp - old_lp[idx]), adv[idx], cfg.clip_epsilon)) / n
             entropy = -jnp.mean(jnp.stack([jnp.sum(jnp.exp(lg) * lg, -1) for lg in logps]))
             return -(objective + cfg.entropy_coef * entropy)
@@ -514,9 +496,9 @@ class Trainer:
             k_act, k_env = jax.random.split(k)
             acts = self.actions(actor_params, obs, k_act)
             obs, env_state, reward, done = jax.vmap(env.step)(jax.random.split(k_env, E), env_state, acts)
-            ret = ret + reward
-            total, count = total + jnp.sum(jnp.where(done, ret, 0.0)), count + jnp.sum(done).astype(count.dtype)
-            return (obs, env_state, jnp.where(done, 0.0, ret), total, count), None
+            ret, finished = _end_episodes(ret, reward, done)
+            total, count = total + jnp.sum(finished), count + jnp.sum(done).astype(count.dtype)
+            return (obs, env_state, ret, total, count), None
 
         zero = jnp.zeros((), obs.dtype)
         carry = (obs, env_state, jnp.zeros(E, obs.dtype), zero, jnp.zeros((), jnp.int32))
@@ -547,17 +529,28 @@ def _mlp(key: Array, cfg: MARLConfig, in_size: int, out_size: int, last_scale: f
     )
 
 
-def _actor_params(key: Array, cfg: MARLConfig, env: Any) -> tuple[Any, ...]:
+def _networks(k_actor: Array, k_critic: Array, cfg: MARLConfig, env: Any) -> tuple[tuple[eqx.nn.MLP, ...], eqx.nn.MLP]:
+    """The actors (one shared for MAPPO, one per agent otherwise) and the centralised critic."""
     count = 1 if cfg.algorithm == "mappo" else env.num_agents
-    keys = jax.random.split(key, count)
-    return tuple(
-        eqx.partition(_mlp(keys[i], cfg, env.obs_size, env.action_sizes[i], 0.01), eqx.is_array)[0]
-        for i in range(count)
-    )
+    keys = jax.random.split(k_actor, count)
+    actors = tuple(_mlp(keys[i], cfg, env.obs_size, env.action_sizes[i], 0.01) for i in range(count))
+    return actors, _mlp(k_critic, cfg, env.num_agents * env.obs_size, 1, 1.0)
 
 
-def _critic_params(key: Array, cfg: MARLConfig, env: Any) -> Any:
-    return eqx.partition(_mlp(key, cfg, env.num_agents * env.obs_size, 1, 1.0), eqx.is_array)[0]
+def _sample(logps: Sequence[Array], key: Array) -> Array:
+    """One action per agent `[B, n]` from per-agent log-probabilities `[B, A_i]`."""
+    return jnp.stack([jax.random.categorical(jax.random.fold_in(key, i), lp) for i, lp in enumerate(logps)], -1)
+
+
+def _chosen(logps: Sequence[Array], acts: Array) -> Array:
+    """The log-probabilities log π^i(a^i|o^i) of the taken actions, `[B, n]`."""
+    return jnp.stack([jnp.take_along_axis(lp, acts[:, i : i + 1], -1)[:, 0] for i, lp in enumerate(logps)], -1)
+
+
+def _end_episodes(episode_return: Array, reward: Array, done: Array) -> tuple[Array, Array]:
+    """Add the reward to the running returns; return (running, the returns of episodes that ended)."""
+    ret = episode_return + reward
+    return jnp.where(done, 0.0, ret), jnp.where(done, ret, 0.0)
 
 
 def _actor_optimizer(cfg: MARLConfig) -> optax.GradientTransformation:
@@ -590,7 +583,8 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
 
     It returns the final `TrainState` and per-iteration `Metrics`. `jax.jit(jax.vmap(train))(keys)`
     trains several seeds in one call. With several devices the environment batch is sharded
-    over them (`jax.sharding`, axis `"envs"`; `num_envs` must be a multiple of the device count).
+    over them (`jax.sharding`, axis `"envs"`) when `num_envs` is a multiple of the device count;
+    otherwise it runs unsharded (`Trainer.shard_envs` says which).
 
     **Arguments:** `config`: a `MARLConfig`; `env`: a `MultiAgentEnv` (`simple_spread_env()`,
     `cooperative_game_env(game)`).
@@ -611,14 +605,7 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
         raise ValueError(f"{where}: MAPPO shares one actor, so every agent needs the same number of actions: {sizes}.")
     devices = jax.device_count()
     shard = devices > 1 and config.num_envs % devices == 0
-    actors = _actor_params_static(config, env)
-    critic = eqx.partition(_mlp(jax.random.key(0), config, env.num_agents * env.obs_size, 1, 1.0), eqx.is_array)[1]
-    return Trainer(config, env, actors, critic, shard)
-
-
-def _actor_params_static(cfg: MARLConfig, env: Any) -> tuple[Any, ...]:
-    count = 1 if cfg.algorithm == "mappo" else env.num_agents
-    return tuple(
-        eqx.partition(_mlp(jax.random.key(0), cfg, env.obs_size, env.action_sizes[i], 0.01), eqx.is_array)[1]
-        for i in range(count)
-    )
+    key = jax.random.key(0)  # only the static parts (structure, activations) are kept
+    actor_nets, critic_net = _networks(key, key, config, env)
+    actors = tuple(eqx.partition(a, eqx.is_array)[1] for a in actor_nets)
+    return Trainer(config, env, actors, eqx.partition(critic_net, eqx.is_array)[1], shard)
