@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import lineax as lx
 from beartype import beartype
 from jaxtyping import jaxtyped
 
 from ._bellman import one_step_lookahead, policy_evaluation
 from ._checks import check_policy
+from ._linalg import solve_square
 from ._mdp import FiniteMDP
 from ._types import Array, ArrayLike, Float
 
@@ -123,4 +123,4 @@ def discounted_visitation(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[
 def _discounted_visitation(mdp: FiniteMDP, pi: Array) -> Array:
     P_pi = jnp.einsum("sa,sat->st", pi, mdp.P)
     system = jnp.eye(mdp.num_states, dtype=P_pi.dtype) - mdp.gamma * P_pi
-    return lx.linear_solve(lx.MatrixLinearOperator(system.T), mdp.rho0, lx.LU()).value
+    return solve_square(system.T, mdp.rho0)
