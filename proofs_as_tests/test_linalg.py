@@ -38,7 +38,7 @@ def system(S: int, A: int, gamma: float, kind: str, seed: int, policy_kind: str 
 def assert_solves(x, M: np.ndarray, b: np.ndarray, factor: float = 64.0) -> None:
     """x agrees with numpy's LAPACK solve of M x = b to a few ε·κ∞(M) relative to ‖x‖∞."""
     expected = np.linalg.solve(M, b)
-    kappa = np.linalg.norm(M, np.inf) * np.linalg.norm(np.linalg.inv(M), np.inf)
+    kappa = float(np.linalg.norm(M, np.inf) * np.linalg.norm(np.linalg.inv(M), np.inf))
     scale = max(1.0, float(np.max(np.abs(expected))))
     np.testing.assert_allclose(np.asarray(x), expected, rtol=0, atol=factor * EPS * kappa * scale)
 
@@ -114,5 +114,5 @@ def test_float32_systems_are_solved_in_float32():
     assert V.dtype == jnp.float32
     expected = np.linalg.solve(M, r)
     eps32 = float(np.finfo(np.float32).eps)
-    kappa = np.linalg.norm(M, np.inf) * np.linalg.norm(np.linalg.inv(M), np.inf)
+    kappa = float(np.linalg.norm(M, np.inf) * np.linalg.norm(np.linalg.inv(M), np.inf))
     np.testing.assert_allclose(np.asarray(V), expected, rtol=0, atol=64 * eps32 * kappa * np.abs(expected).max())
