@@ -69,14 +69,15 @@ def all_deterministic_values(mdp: rf.FiniteMDP):
     return table, evaluate_many(mdp, pis)
 
 
-@given(mdps(max_states=4, max_actions=3))
-def test_value_iteration_equals_enumeration_and_policy_iteration(mdp):
+@given(mdps(max_states=4, max_actions=3), st.sampled_from([0, 1, 2, 10]))
+def test_value_iteration_equals_enumeration_and_policy_iteration(mdp, warm_start_sweeps):
     """B3 (A11, A12, A14, A14a, A14b): V* from value iteration equals the elementwise max of
-    V^π over all deterministic policies and the V of policy iteration; V* = T* V*."""
+    V^π over all deterministic policies and the V of policy iteration, whatever its start;
+    V* = T* V*."""
     _, values = all_deterministic_values(mdp)
     V_enum = values.max(axis=0)
     V_vi = rf.value_iteration(mdp, tol=1e-11)
-    actions, V_pi = rf.policy_iteration(mdp)
+    actions, V_pi = rf.policy_iteration(mdp, warm_start_sweeps=warm_start_sweeps)
     np.testing.assert_allclose(V_vi, V_enum, rtol=0, atol=tol(V_enum, rel=1e-9))
     np.testing.assert_allclose(V_pi, V_enum, rtol=0, atol=tol(V_enum, rel=1e-9))
     V_of_actions = rf.policy_evaluation(mdp, rf.one_hot_policy(actions, mdp.num_actions))

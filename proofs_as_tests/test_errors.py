@@ -161,6 +161,7 @@ def test_value_iteration_arguments():
     refuses(r"`tol` must be > 0", rf.value_iteration, mdp, tol=0.0)
     refuses(r"`max_iters` must be an integer >= 1", rf.value_iteration, mdp, max_iters=0)
     refuses(r"`max_iters` must be an integer >= 1", rf.policy_iteration, mdp, max_iters=0)
+    refuses(r"`warm_start_sweeps` must be an integer >= 0", rf.policy_iteration, mdp, warm_start_sweeps=-1)
 
 
 def test_sample_trajectory_horizon():
