@@ -87,11 +87,14 @@ class MixedPrecisionLU(lx.AbstractLinearSolver):
 
     until $\|r\|_\infty \le \sqrt n\,\varepsilon_{64}\,\|A\|_\infty\|x\|_\infty$ (a backward error
     as small as a float64 LU solve's; LAPACK's test), at most 30 times; if that test still fails,
-    solve with a float64 LU. Float32 matrices and small ones use one LU in their own precision.
+    solve with a float64 LU. Float32 matrices and those of 17–127 rows use one LU in their own
+    precision; up to 16 rows, unrolled Gauss–Jordan elimination without pivoting.
 
-    Square matrices (`lineax.MatrixLinearOperator`) and array right-hand sides only. Under
-    `vmap` the float64 fallback is computed for every batch element (a batched `lax.cond`
-    evaluates both branches), so a batch of large systems costs a float32 and a float64 LU.
+    For the Bellman systems $I - \gamma P_\pi$ and their transposes only: the no-pivoting path
+    relies on their strict diagonal dominance. Square matrices (`lineax.MatrixLinearOperator`)
+    and array right-hand sides. Under `vmap` the float64 fallback is computed for every batch
+    element (a batched `lax.cond` evaluates both branches), so a batch of large systems costs a
+    float32 and a float64 LU.
     """
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]) -> _Factorisation:
