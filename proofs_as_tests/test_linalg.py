@@ -35,12 +35,12 @@ def system(S: int, A: int, gamma: float, kind: str, seed: int, policy_kind: str 
     return mdp, jnp.asarray(pi), M, (pi * R).sum(1), rho0
 
 
-def assert_solves(x, M: np.ndarray, b: np.ndarray, factor: float = 64.0) -> None:
-    """x agrees with numpy's LAPACK solve of M x = b to a few ε·κ∞(M) relative to ‖x‖∞."""
+def assert_solves(x, M: np.ndarray, b: np.ndarray, eps: float = EPS) -> None:
+    """x agrees with numpy's LAPACK solve of M x = b to 64·ε·κ∞(M) relative to ‖x‖∞."""
     expected = np.linalg.solve(M, b)
     kappa = float(np.linalg.norm(M, np.inf) * np.linalg.norm(np.linalg.inv(M), np.inf))
     scale = max(1.0, float(np.max(np.abs(expected))))
-    np.testing.assert_allclose(np.asarray(x), expected, rtol=0, atol=factor * EPS * kappa * scale)
+    np.testing.assert_allclose(np.asarray(x), expected, rtol=0, atol=64 * eps * kappa * scale)
 
 
 @settings(max_examples=40)
@@ -112,7 +112,4 @@ def test_float32_systems_are_solved_in_float32():
     mdp32 = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32) if isinstance(x, jax.Array) else x, mdp)
     V = rf.policy_evaluation(mdp32, pi.astype(jnp.float32))
     assert V.dtype == jnp.float32
-    expected = np.linalg.solve(M, r)
-    eps32 = float(np.finfo(np.float32).eps)
-    kappa = float(np.linalg.norm(M, np.inf) * np.linalg.norm(np.linalg.inv(M), np.inf))
-    np.testing.assert_allclose(np.asarray(V), expected, rtol=0, atol=64 * eps32 * kappa * np.abs(expected).max())
+    assert_solves(V, M, r, eps=float(np.finfo(np.float32).eps))

@@ -124,12 +124,15 @@ def policy_evaluation(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Arra
     return _policy_evaluation(mdp, pi)
 
 
+def bellman_system(mdp: FiniteMDP, pi: Array) -> Array:
+    r"""The matrix $I - \gamma P_\pi$ of A10 (its transpose gives $\rho_\pi$, A22); `pi` already checked."""
+    P_pi = jnp.einsum("sa,sat->st", pi, mdp.P)
+    return jnp.eye(mdp.num_states, dtype=P_pi.dtype) - mdp.gamma * P_pi
+
+
 @jax.jit
 def _policy_evaluation(mdp: FiniteMDP, pi: Array) -> Array:
-    P_pi = jnp.einsum("sa,sat->st", pi, mdp.P)
-    r_pi = jnp.sum(pi * mdp.R, axis=-1)
-    system = jnp.eye(mdp.num_states, dtype=P_pi.dtype) - mdp.gamma * P_pi
-    return solve_square(system, r_pi)
+    return solve_square(bellman_system(mdp, pi), jnp.sum(pi * mdp.R, axis=-1))
 
 
 @jaxtyped(typechecker=beartype)

@@ -41,10 +41,6 @@ class _Factorisation(eqx.Module):
     transpose: bool = eqx.field(static=True)  # solve with Aᵀ instead of A
 
 
-# LAPACK factorises column-major matrices and XLA arrays are row-major: factorising Aᵀ reads A's
-# memory as it is, where factorising A would first need a transposed copy.
-
-
 def _lu(matrix: Array, dtype: Any) -> tuple[Array, Array]:
     lu, _, permutation = jax.lax.linalg.lu(matrix.astype(dtype))
     return lu, permutation
@@ -105,6 +101,8 @@ class MixedPrecisionLU(lx.AbstractLinearSolver):
         if matrix.shape[0] <= _GAUSS_JORDAN_MAX_SIZE:  # no factorisation kept: see `compute`
             return _Factorisation(matrix, matrix, jnp.zeros((0,), jnp.int32), False)
         dtype = jnp.float32 if _refines(matrix) else matrix.dtype
+        # LAPACK factorises column-major matrices and XLA's are row-major: factorising Aᵀ reads
+        # A's memory as it is, where factorising A would first need a transposed copy.
         lu, permutation = _lu(matrix.T, dtype)
         return _Factorisation(matrix, lu, permutation, False)
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from ._bellman import one_step_lookahead, policy_evaluation
+from ._bellman import bellman_system, one_step_lookahead, policy_evaluation
 from ._checks import check_policy
 from ._linalg import solve_square
 from ._mdp import FiniteMDP
@@ -121,6 +121,4 @@ def discounted_visitation(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[
 
 @jax.jit
 def _discounted_visitation(mdp: FiniteMDP, pi: Array) -> Array:
-    P_pi = jnp.einsum("sa,sat->st", pi, mdp.P)
-    system = jnp.eye(mdp.num_states, dtype=P_pi.dtype) - mdp.gamma * P_pi
-    return solve_square(system.T, mdp.rho0)
+    return solve_square(bellman_system(mdp, pi).T, mdp.rho0)
