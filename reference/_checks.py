@@ -109,3 +109,19 @@ def check_positive_int(value: int, name: str, where: str, minimum: int = 1) -> N
     """Refuse a non-integer or an integer below `minimum` (e.g. `num_states`)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{where}: `{name}` must be an integer >= {minimum}, but is {value!r}.")
+
+
+def check_positive_scalar(value: ArrayLike, name: str, where: str, meaning: str) -> None:
+    """Refuse a concrete scalar that is not finite and > 0; `meaning` says what it is, e.g. "the KL radius"."""
+    v = jnp.asarray(value)
+    if is_concrete(v) and not (bool(jnp.isfinite(v)) and float(v) > 0):
+        raise ValueError(f"{where}: `{name}` ({meaning}) must be finite and > 0, but is {float(v)}.")
+
+
+def check_same_shape(a: Array, b: Array, names: tuple[str, str], where: str) -> None:
+    """Refuse two arrays whose shapes differ."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{where}: `{names[0]}` and `{names[1]}` must have the same shape, "
+            f"but have {tuple(a.shape)} and {tuple(b.shape)}."
+        )

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from ._checks import as_float_array, check_finite, is_concrete
+from ._checks import as_float_array, check_finite, check_positive_scalar, check_same_shape, is_concrete
 from ._types import Array, ArrayLike, Float, Real, ScalarLike
 
 
@@ -43,18 +43,12 @@ def probability_ratio(
     """
     new = as_float_array(logp_new, "logp_new")
     old = as_float_array(logp_old, "logp_old", new.dtype)
-    if new.shape != old.shape:
-        raise ValueError(
-            f"probability_ratio: `logp_new` and `logp_old` must have the same shape, but have "
-            f"{tuple(new.shape)} and {tuple(old.shape)}."
-        )
+    check_same_shape(new, old, ("logp_new", "logp_old"), "probability_ratio")
     return jnp.exp(new - old)
 
 
 def _check_epsilon(epsilon: ScalarLike, where: str) -> None:
-    e = jnp.asarray(epsilon)
-    if is_concrete(e) and not (bool(jnp.isfinite(e)) and float(e) > 0):
-        raise ValueError(f"{where}: `epsilon` (the clip width) must be finite and > 0, but is {float(e)}.")
+    check_positive_scalar(epsilon, "epsilon", where, "the clip width")
 
 
 @jaxtyped(typechecker=beartype)
@@ -79,11 +73,7 @@ def ppo_clip_objective(
     _check_epsilon(epsilon, "ppo_clip_objective")
     r = as_float_array(ratio, "ratio")
     A = as_float_array(advantage, "advantage", r.dtype)
-    if r.shape != A.shape:
-        raise ValueError(
-            f"ppo_clip_objective: `ratio` and `advantage` must have the same shape, but have "
-            f"{tuple(r.shape)} and {tuple(A.shape)}."
-        )
+    check_same_shape(r, A, ("ratio", "advantage"), "ppo_clip_objective")
     eps = jnp.asarray(epsilon, r.dtype)
     return jnp.minimum(r * A, jnp.clip(r, 1.0 - eps, 1.0 + eps) * A)
 

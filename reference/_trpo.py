@@ -20,7 +20,7 @@ import lineax as lx
 from beartype import beartype
 from jaxtyping import PyTree, jaxtyped
 
-from ._checks import check_positive_int, is_concrete
+from ._checks import check_positive_int, check_positive_scalar, is_concrete
 from ._types import Array, ScalarLike
 
 Params = PyTree[Any]
@@ -36,9 +36,7 @@ def _tree_axpy(alpha: Array, x: Params, y: Params) -> Params:
 
 
 def _check_delta(delta: ScalarLike, where: str) -> None:
-    d = jnp.asarray(delta)
-    if is_concrete(d) and not (bool(jnp.isfinite(d)) and float(d) > 0):
-        raise ValueError(f"{where}: `delta` (the KL radius) must be finite and > 0, but is {float(d)}.")
+    check_positive_scalar(delta, "delta", where, "the KL radius")
 
 
 @jaxtyped(typechecker=beartype)

@@ -24,6 +24,7 @@ from ._checks import (
     check_finite,
     check_policy,
     check_positive_int,
+    check_same_shape,
     check_shape,
     is_concrete,
 )
@@ -35,11 +36,7 @@ from ._values import advantages, discounted_visitation, expected_return
 def _check_pair(p: ArrayLike, q: ArrayLike, where: str, names: tuple[str, str]) -> tuple[Array, Array]:
     p_arr = as_float_array(p, names[0])
     q_arr = as_float_array(q, names[1], p_arr.dtype)
-    if p_arr.shape != q_arr.shape:
-        raise ValueError(
-            f"{where}: `{names[0]}` and `{names[1]}` must have the same shape, "
-            f"but have {tuple(p_arr.shape)} and {tuple(q_arr.shape)}."
-        )
+    check_same_shape(p_arr, q_arr, names, where)
     check_distribution(p_arr, names[0], where, "...")
     check_distribution(q_arr, names[1], where, "...")
     return p_arr, q_arr
