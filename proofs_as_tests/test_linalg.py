@@ -22,6 +22,9 @@ from proofs_as_tests.strategies import policy_array, transition_tensor
 EPS = float(np.finfo(np.float64).eps)
 # One size below, at and above each switch between the three paths.
 SIZES = [1, 2, 16, 17, 127, 128, 200]
+# Action counts on both sides of the switch in `P_π = Σ_a π(a|s) P(·|s,a)`: written out term by
+# term up to 16 actions, an einsum beyond (reference/_bellman.py::action_average).
+ACTIONS = [1, 2, 3, 4, 16, 17, 40]
 
 
 def system(S: int, A: int, gamma: float, kind: str, seed: int, policy_kind: str = "soft"):
@@ -46,14 +49,15 @@ def assert_solves(x, M: np.ndarray, b: np.ndarray, eps: float = EPS) -> None:
 @settings(max_examples=40)
 @given(
     S=st.sampled_from(SIZES),
-    A=st.integers(1, 4),
+    A=st.sampled_from(ACTIONS),
     gamma=st.sampled_from([0.0, 0.5, 0.9, 0.99, 0.999]),
     kind=st.sampled_from(["dense", "deterministic", "absorbing", "sparse"]),
     policy_kind=st.sampled_from(["soft", "deterministic", "uniform"]),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_bellman_solves_match_lapack_on_every_path(S, A, gamma, kind, policy_kind, seed):
-    """V^π = (I − γP_π)⁻¹ r_π and ρ_π = (I − γP_π)⁻ᵀ ρ0 agree with numpy.linalg.solve."""
+    """V^π = (I − γP_π)⁻¹ r_π and ρ_π = (I − γP_π)⁻ᵀ ρ0 agree with numpy.linalg.solve (P_π and r_π
+    built there by numpy's einsum), on every solver path and both ways of summing over actions."""
     mdp, pi, M, r, rho0 = system(S, A, gamma, kind, seed, policy_kind)
     assert_solves(jax.jit(rf.policy_evaluation)(mdp, pi), M, r)
     assert_solves(jax.jit(rf.discounted_visitation)(mdp, pi), M.T, rho0)

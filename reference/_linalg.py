@@ -65,13 +65,15 @@ def _gauss_jordan(matrix: Array, b: Array) -> Array:
     Safe without pivoting for the strictly diagonally dominant Bellman systems (row dominance of
     I − γP_π, column dominance of its transpose: the pivots stay ≥ 1 − γ and the growth factor
     ≤ 2; Wilkinson, see Higham §9.5). Unlike LAPACK's per-matrix calls it vectorises under `vmap`.
+    After step k the first k columns of [A | b] are unit vectors and are dropped, so step k
+    updates an n × (n − k) block: half the work of updating the whole augmented matrix.
     """
     n = matrix.shape[0]
-    augmented = jnp.concatenate([matrix, b[:, None]], axis=1)
+    block = jnp.concatenate([matrix, b[:, None]], axis=1)  # columns k, …, n of the reduced [A | b]
     for k in range(n):
-        row = augmented[k] / augmented[k, k]
-        augmented = (augmented - augmented[:, k : k + 1] * row[None, :]).at[k].set(row)
-    return augmented[:, n]
+        pivot_row = block[k, 1:] / block[k, 0]
+        block = (block[:, 1:] - block[:, :1] * pivot_row[None, :]).at[k].set(pivot_row)
+    return block[:, 0]
 
 
 class MixedPrecisionLU(lx.AbstractLinearSolver):
