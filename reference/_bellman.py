@@ -109,7 +109,7 @@ def bellman_expectation_operator(
     **Returns:** $T^\pi V$, shape `[S]`.
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "bellman_expectation_operator")
-    return jnp.sum(pi * one_step_lookahead(mdp, V), axis=-1)
+    return action_average(pi, one_step_lookahead(mdp, V))
 
 
 @jaxtyped(typechecker=beartype)
