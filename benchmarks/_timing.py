@@ -31,6 +31,28 @@ def best_time(fn: Callable[[], Any], repeats: int = 5, min_time: float = 0.05) -
     return best
 
 
+def interleaved_times(
+    fns: dict[str, Callable[[], Any]], rounds: int = 30, min_time: float = 0.01
+) -> dict[str, list[float]]:
+    """Mean time per call of each function in each of `rounds` rounds, the functions taking turns
+    within a round (each for at least `min_time`), so that a ratio taken round by round compares
+    calls made under the same load of a shared machine."""
+    for fn in fns.values():
+        block(fn())  # warm up (and compile)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            n, start = 0, time.perf_counter()
+            while True:
+                block(fn())
+                n += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= min_time:
+                    break
+            times[name].append(elapsed / n)
+    return times
+
+
 def compile_time(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     block(fn())
