@@ -15,20 +15,21 @@ def block(x: Any) -> Any:
     return jax.tree_util.tree_map(lambda y: y.block_until_ready() if hasattr(y, "block_until_ready") else y, x)
 
 
+def _mean_call_time(fn: Callable[[], Any], min_time: float) -> float:
+    """Mean wall time per call over consecutive calls lasting at least `min_time` (at least one)."""
+    n, start = 0, time.perf_counter()
+    while True:
+        block(fn())
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed / n
+
+
 def best_time(fn: Callable[[], Any], repeats: int = 5, min_time: float = 0.05) -> float:
     """Best over `repeats` of the mean time per call, each repeat lasting at least `min_time`."""
     block(fn())  # warm up (and compile)
-    best = float("inf")
-    for _ in range(repeats):
-        n, start = 0, time.perf_counter()
-        while True:
-            block(fn())
-            n += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
-                break
-        best = min(best, elapsed / n)
-    return best
+    return min(_mean_call_time(fn, min_time) for _ in range(repeats))
 
 
 def interleaved_times(
@@ -42,14 +43,7 @@ def interleaved_times(
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            n, start = 0, time.perf_counter()
-            while True:
-                block(fn())
-                n += 1
-                elapsed = time.perf_counter() - start
-                if elapsed >= min_time:
-                    break
-            times[name].append(elapsed / n)
+            times[name].append(_mean_call_time(fn, min_time))
     return times
 
 
