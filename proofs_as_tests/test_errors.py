@@ -1,7 +1,11 @@
-"""Every bad input is refused before any computation, with a message naming the argument
-and the violated condition."""
+"""Every bad input is refused before any computation, with a message naming the function, the
+argument and the violated condition: eagerly, under `jit`, under `vmap` (one bad member of a
+batch is enough) and under `grad` — see `refuses`."""
+
+import re
 
 import beartype.roar
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jaxtyping
@@ -17,9 +21,89 @@ def good():
     return P, R, 0.9, jnp.full(3, 1.0 / 3)
 
 
-def refuses(pattern: str, fn, *args, **kwargs):
+MODES = ("eager", "jit", "vmap", "grad")
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, jax.Array | np.ndarray)
+
+
+def _traced(tree):
+    """Python floats become 0-d arrays, so that `jit` and `vmap` trace them (ints stay static)."""
+    return jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, float) else x, tree)
+
+
+def _traced_pattern(pattern: str) -> str:
+    """The part of an eager message a traced check also has: the condition, without the first bad
+    entry's index and value (unknown inside a transformation)."""
+    return re.split(r", but| at \\\(", pattern)[0]
+
+
+def _raises_message(pattern: str, mode: str, call) -> None:
+    """`call()` must raise, as a ValueError (a static check, at trace time) or as the runtime
+    error of a traced check (equinox.error_if), with a message matching `pattern`."""
+    try:
+        out = call()
+        jax.block_until_ready(out)
+    except ValueError as e:
+        assert re.search(pattern, str(e)), f"{mode}: {e}"
+        return
+    except Exception as e:  # the runtime error of a traced check: XLA's, carrying our message
+        if isinstance(e, jaxtyping.TypeCheckError | beartype.roar.BeartypeCallHintParamViolation):
+            raise
+        assert re.search(pattern, str(e)), f"{mode}: {type(e).__name__}: {str(e)[:2000]}"
+        return
+    pytest.fail(f"{mode}: no error raised (the bad input was silently accepted)")
+
+
+def _stack(members):
+    """Stack a list of argument pytrees along a new leading axis (array leaves only)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs) if _is_array(xs[0]) else xs[0], *members)
+
+
+def refuses(pattern: str, fn, *args, good: tuple | None = None, modes=MODES, **kwargs):
+    """The call is refused with a message matching `pattern`, in every mode:
+
+    - eager: `ValueError` naming the first bad entry;
+    - `jit` (`equinox.filter_jit`, Python floats traced): the same condition, raised when the
+      compiled program runs (or at trace time for static arguments);
+    - `vmap` over a batch: [good, bad, good] when `good` (valid positional arguments of the same
+      structure) is given, so ONE bad member must be caught; else a batch of two bad calls;
+    - `grad` with respect to the first float array argument, where the output is a float array.
+    """
     with pytest.raises(ValueError, match=pattern):
         fn(*args, **kwargs)
+    traced = _traced_pattern(pattern)
+    targs, tkwargs = _traced(args), _traced(kwargs)
+    try:  # a parameter annotated `float` (a static setting such as `tol`) stays a Python float
+        eqx.filter_eval_shape(fn, *targs, **tkwargs)
+    except (jaxtyping.TypeCheckError, beartype.roar.BeartypeCallHintParamViolation):
+        targs, tkwargs = args, kwargs
+    except Exception:
+        pass
+    if good is not None:
+        good = _traced(good) if targs is not args else good
+    if "jit" in modes:
+        _raises_message(traced, "jit", lambda: eqx.filter_jit(fn)(*targs, **tkwargs))
+    if "vmap" in modes:
+        members = [targs, targs] if good is None else [good, targs, good]
+        batched = _stack(members)
+        _raises_message(traced, "vmap", lambda: eqx.filter_vmap(lambda *a: fn(*a, **tkwargs))(*batched))
+    if "grad" in modes:
+        position = next(
+            (i for i, a in enumerate(targs) if _is_array(a) and jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)),
+            None,
+        )
+        if position is not None:
+
+            def scalar(x):
+                out = fn(*targs[:position], x, *targs[position + 1 :], **tkwargs)
+                leaves = [
+                    leaf for leaf in jax.tree.leaves(out) if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating)
+                ]
+                return sum(jnp.sum(leaf) for leaf in leaves)
+
+            _raises_message(traced, "grad", lambda: jax.grad(scalar)(targs[position]))
 
 
 def refuses_shape(parameter: str, fn, *args, **kwargs):
@@ -189,7 +273,8 @@ def test_messages_are_value_errors_not_nan():
 
 
 def test_gridworld_slip_range():
-    refuses(r"gridworld_4x3: `slip` must lie in \[0, 0.5\]", rf.gridworld_4x3, slip=0.7)
+    # gridworld_4x3 is built with numpy from Python numbers: not traceable, so eager only
+    refuses(r"gridworld_4x3: `slip` must lie in \[0, 0.5\]", rf.gridworld_4x3, slip=0.7, modes=())
 
 
 # §3 -------------------------------------------------------------------------------------------
@@ -295,7 +380,12 @@ def test_line_search_and_fisher_arguments():
         1.0,
         max_backtracks=0,
     )
-    refuses(r"`damping` must be >= 0", rf.fisher_vector_product, lambda p: jnp.sum(p**2), g, -0.1)
+
+    # the product itself (a closure cannot leave `jit`): the check must reach the vector
+    def fisher_times_g(params, damping):
+        return rf.fisher_vector_product(lambda p: jnp.sum(p**2), params, damping)(params)
+
+    refuses(r"`damping` must be finite and >= 0", fisher_times_g, g, -0.1, good=(g, 0.1))
     refuses(r"`cg_steps` must be an integer >= 1", rf.natural_gradient_step, g, lambda v: v, 0.1, cg_steps=0)
 
 
@@ -463,7 +553,7 @@ def test_algorithm_1_needs_full_support():
     pis = uniform_policies(game)
     bad = (jnp.asarray([[1.0, 0.0], [0.5, 0.5]]), pis[1])
     refuses(
-        r"multi_agent_policy_iteration: every policy in `policies` must have full support",
+        r"multi_agent_policy_iteration: `policies\[0\]` must have full support",
         rf.multi_agent_policy_iteration,
         jax.random.key(0),
         game,
@@ -555,3 +645,108 @@ def test_sequential_updates_check_their_batch():
         states[:1],
     )
     refuses(r"happo_update: `epsilon`", rf.happo_update, key, params, fns, obs, acts, old, adv, opt, states, 0.0)
+
+
+# One bad member of a batch ------------------------------------------------------------------
+
+
+def _one_bad_member_cases():
+    P, R, g, rho0 = good()
+    mdp = rf.FiniteMDP(P, R, g, rho0)
+    pi = jnp.full((3, 2), 0.5)
+    game = small_game()
+    GP = game.P
+    r, v, d = jnp.ones(4), jnp.zeros(5), jnp.zeros(4)
+    return [
+        # (pattern, fn, bad args, good args)
+        (r"policy_evaluation: `pi` must sum to 1", rf.policy_evaluation, (mdp, pi * 1.4), (mdp, pi)),
+        (r"policy_reward: `pi` must be finite", rf.policy_reward, (mdp, pi.at[1, 0].set(jnp.nan)), (mdp, pi)),
+        (
+            r"bellman_optimality_operator: `V` must be finite",
+            rf.bellman_optimality_operator,
+            (mdp, jnp.asarray([0.0, jnp.inf, 0.0])),
+            (mdp, jnp.zeros(3)),
+        ),
+        (
+            r"kl_divergence: `p` must sum to 1",
+            rf.kl_divergence,
+            (jnp.asarray([0.9, 0.9]), jnp.asarray([0.5, 0.5])),
+            (jnp.asarray([0.5, 0.5]),) * 2,
+        ),
+        (
+            r"ppo_clip_objective: `epsilon` \(the clip width\) must be finite and > 0",
+            rf.ppo_clip_objective,
+            (jnp.ones(3), jnp.ones(3), -0.2),
+            (jnp.ones(3), jnp.ones(3), 0.2),
+        ),
+        (
+            r"ppo_clip_objective: `ratio` must be finite",
+            rf.ppo_clip_objective,
+            (jnp.asarray([1.0, jnp.nan]), jnp.ones(2), 0.2),
+            (jnp.ones(2), jnp.ones(2), 0.2),
+        ),
+        (
+            r"generalized_advantage_estimate: `gamma` must lie in \[0, 1\]",
+            rf.generalized_advantage_estimate,
+            (r, v, d, 1.5, 0.95),
+            (r, v, d, 0.99, 0.95),
+        ),
+        (
+            r"generalized_advantage_estimate: `dones` must be 0 or 1",
+            rf.generalized_advantage_estimate,
+            (r, v, d.at[2].set(0.5), 0.9, 0.95),
+            (r, v, d, 0.9, 0.95),
+        ),
+        (r"FiniteMDP: `P` must sum to 1", rf.FiniteMDP, (2 * P, R, g, rho0), (P, R, g, rho0)),
+        (r"FiniteMDP: `gamma` must lie in \[0, 1\)", rf.FiniteMDP, (P, R, 1.0, rho0), (P, R, g, rho0)),
+        (r"CooperativeGame: `P` must sum to 1", rf.CooperativeGame, (2 * GP, game.R, 0.9), (GP, game.R, 0.9)),
+        (
+            r"CooperativeGame: `R` must be finite",
+            rf.CooperativeGame,
+            (GP, game.R.at[0, 0, 0].set(jnp.nan), 0.9),
+            (GP, game.R, 0.9),
+        ),
+        (
+            r"one_hot_policy: `actions` must lie in \[0, 2\)",
+            rf.one_hot_policy,
+            (jnp.asarray([0, 2, 1]), 2),
+            (jnp.asarray([0, 1, 1]), 2),
+        ),
+        (
+            r"exact_trust_region_step: `pi_old` must have full support",
+            rf.exact_trust_region_step,
+            (jnp.asarray([[1.0, 0.0]]), jnp.ones(1), jnp.zeros((1, 2)), 1.0),
+            (jnp.asarray([[0.5, 0.5]]), jnp.ones(1), jnp.zeros((1, 2)), 1.0),
+        ),
+        (
+            r"happo_factor: `previous_ratios` must be >= 0",
+            rf.happo_factor,
+            (jnp.asarray([[1.0, -1.0]]), jnp.ones(1)),
+            (jnp.ones((1, 2)), jnp.ones(1)),
+        ),
+        (
+            r"discounted_return: `gamma` must lie in \[0, 1\]",
+            rf.discounted_return,
+            (jnp.ones(3), 1.5),
+            (jnp.ones(3), 0.5),
+        ),
+        (
+            r"mean_kl: `pi_bar` must be non-negative",
+            rf.mean_kl,
+            (mdp, pi, pi.at[0].set(jnp.asarray([1.5, -0.5]))),
+            (mdp, pi, pi),
+        ),
+        (r"joint_policy: `policies\[1\]` must sum to 1", rf.joint_policy, ((pi, 2 * pi),), ((pi, pi),)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_one_bad_member_cases())))
+def test_one_bad_member_of_a_vmapped_batch_is_caught(case):
+    """The examples a user would hit inside `jit`/`vmap`: each silently returned numbers before the
+    checks were traced. Here the batch is [good, bad, good] and the check must still fire, with the
+    eager message's condition; the good arguments alone pass in every mode."""
+    pattern, fn, bad, ok = _one_bad_member_cases()[case]
+    refuses(pattern, fn, *bad, good=ok)
+    jax.block_until_ready(fn(*ok))
+    jax.block_until_ready(eqx.filter_jit(fn)(*_traced(ok)))
+    jax.block_until_ready(eqx.filter_vmap(fn)(*_stack([_traced(ok)] * 3)))

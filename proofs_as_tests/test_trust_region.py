@@ -154,7 +154,15 @@ def test_exact_step_is_the_maximiser(S, A, data):
     assert best >= penalised_objective(w, a, p, C, p) - 1e-12
     if active.any() and float(step.budget) > 1e-12 and float(step.budget) < 10:
         kls = np.asarray(rf.kl_divergence(p, q))[active]
-        np.testing.assert_allclose(kls, float(step.budget), rtol=1e-6)
+        # The KL recomputed from the stored q carries an absolute rounding error: q's entries are
+        # within a few ulps (relative δ_i ≤ 4u) of the exact maximiser, which moves the KL by
+        # −Σ_i p_i δ_i + O(δ²), and the sum Σ p(log p − log q) adds ≤ (A + 2)u Σ p(|log p| + |log q|).
+        # So a tiny budget (≈1e-10, found by the thorough profile) cannot be matched to 1e-6
+        # relative; the absolute term is 4(A + 4)u(1 + max|log q|) ≈ 1e-14, far below any budget
+        # error the math could hide (the relative 1e-6 still binds from budgets of ~1e-8 up).
+        u = float(np.finfo(np.float64).eps) / 2
+        kl_rounding = 4 * (A + 4) * u * (1 + float(np.max(np.abs(np.log(np.asarray(q)[active])))))
+        np.testing.assert_allclose(kls, float(step.budget), rtol=1e-6, atol=kl_rounding)
         assert abs(float(step.kkt_residual)) <= 1e-6 * C
     np.testing.assert_allclose(np.asarray(q)[~active], np.asarray(p)[~active], atol=1e-15)
     logq = jnp.log(q)

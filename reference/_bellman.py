@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from ._checks import check_policy, check_positive_int, check_shape
+from ._checks import check_finite, check_policy, check_positive_int, check_shape
 from ._linalg import solve_square
 from ._mdp import FiniteMDP
 from ._types import Array, ArrayLike, Float, Int
@@ -37,7 +37,7 @@ def action_average(pi: Array, X: Array) -> Array:
 def _check_values(V: ArrayLike, mdp: FiniteMDP, where: str, name: str = "V") -> Array:
     arr = jnp.asarray(V, dtype=mdp.P.dtype)
     check_shape(arr, (mdp.num_states,), name, where, "[S]")
-    return arr
+    return check_finite(arr, name, where)
 
 
 @jaxtyped(typechecker=beartype)
@@ -85,7 +85,11 @@ def one_step_lookahead(mdp: FiniteMDP, V: Float[ArrayLike, " S"]) -> Float[Array
 
     **Returns:** `Q[s, a]`.
     """
-    V = _check_values(V, mdp, "one_step_lookahead")
+    return lookahead(mdp, _check_values(V, mdp, "one_step_lookahead"))
+
+
+def lookahead(mdp: FiniteMDP, V: Array) -> Array:
+    """`one_step_lookahead` without the checks, for loops whose values are already checked."""
     return mdp.R + mdp.gamma * jnp.einsum("sat,t->sa", mdp.P, V)
 
 
@@ -108,8 +112,9 @@ def bellman_expectation_operator(
 
     **Returns:** $T^\pi V$, shape `[S]`.
     """
-    pi = check_policy(pi, mdp.num_states, mdp.num_actions, "bellman_expectation_operator")
-    return action_average(pi, one_step_lookahead(mdp, V))
+    where = "bellman_expectation_operator"
+    pi = check_policy(pi, mdp.num_states, mdp.num_actions, where)
+    return action_average(pi, lookahead(mdp, _check_values(V, mdp, where)))
 
 
 @jaxtyped(typechecker=beartype)
@@ -165,7 +170,11 @@ def bellman_optimality_operator(mdp: FiniteMDP, V: Float[ArrayLike, " S"]) -> Fl
 
     **Returns:** $T^* V$, shape `[S]`.
     """
-    return jnp.max(one_step_lookahead(mdp, V), axis=-1)
+    return jnp.max(lookahead(mdp, _check_values(V, mdp, "bellman_optimality_operator")), axis=-1)
+
+
+def _optimality_sweep(mdp: FiniteMDP, V: Array) -> Array:
+    return jnp.max(lookahead(mdp, V), axis=-1)
 
 
 class ValueIterationResult(NamedTuple):
@@ -226,7 +235,7 @@ def _value_iteration(mdp: FiniteMDP, tol: Array, max_iters: int) -> ValueIterati
     inf = jnp.asarray(jnp.inf, dtype)
 
     def bounds(V: Array) -> tuple[Array, Array, Array]:
-        TV = bellman_optimality_operator(mdp, V)
+        TV = _optimality_sweep(mdp, V)
         d = TV - V
         return TV, jnp.min(d), jnp.max(d)
 
@@ -279,7 +288,7 @@ def greedy_policy(mdp: FiniteMDP, V: Float[ArrayLike, " S"]) -> Int[Array, " S"]
     **Returns:** integer `actions[s]`; with $V = V^*$ it attains $V^*$
     (`proofs_as_tests/test_bellman.py::test_greedy_policy_of_optimal_values_is_optimal`).
     """
-    return jnp.argmax(one_step_lookahead(mdp, V), axis=-1)
+    return jnp.argmax(lookahead(mdp, _check_values(V, mdp, "greedy_policy")), axis=-1)
 
 
 @jaxtyped(typechecker=beartype)
@@ -326,7 +335,7 @@ def _policy_iteration(mdp: FiniteMDP, max_iters: int, warm_start_sweeps: int) ->
 
     def improve(actions: Array) -> tuple[Array, Array, Array]:
         V = _policy_evaluation(mdp, jax.nn.one_hot(actions, num_actions, dtype=dtype))
-        Q = one_step_lookahead(mdp, V)
+        Q = lookahead(mdp, V)
         best = jnp.argmax(Q, axis=-1)
         q_best = jnp.take_along_axis(Q, best[:, None], axis=-1)[:, 0]
         q_now = jnp.take_along_axis(Q, actions[:, None], axis=-1)[:, 0]
@@ -344,7 +353,7 @@ def _policy_iteration(mdp: FiniteMDP, max_iters: int, warm_start_sweeps: int) ->
         return k + 1, new_actions, V, changed
 
     V0 = jnp.zeros(mdp.num_states, dtype)
-    V_k = jax.lax.fori_loop(0, warm_start_sweeps, lambda _, V: bellman_optimality_operator(mdp, V), V0)
+    V_k = jax.lax.fori_loop(0, warm_start_sweeps, lambda _, V: _optimality_sweep(mdp, V), V0)
     actions0 = greedy_policy(mdp, V_k)
     _, actions, V, _ = jax.lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), actions0, V0, jnp.asarray(True)))
     return actions, V

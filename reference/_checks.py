@@ -1,24 +1,42 @@
 """Input validation shared by every module.
 
-Checks on *values* (rows summing to one, finiteness, ranges) run only on concrete arrays,
-before any computation, and raise `ValueError` naming the argument and the violated
-condition. Under `jax.jit`, `jax.vmap` or `jax.grad` the arrays are tracers and only the
-shape checks run (shapes are static); code that must check values inside `jit` uses
-`equinox.error_if`.
+Every check refuses bad input before any computation, with a message that names the function,
+the argument and the violated condition:
+
+- on concrete arrays (an eager call) it raises `ValueError` at once, with the index and value of
+  the first bad entry;
+- on traced arrays (inside `jax.jit`, `jax.vmap`, `jax.grad`, `lax.scan`, …) the values are not
+  known yet, so the check is attached to the array with `equinox.error_if`: the compiled program
+  raises a runtime error carrying the same message when it runs on bad values. Under `vmap` one
+  bad member of the batch is enough. The value checks therefore *return* the array the caller
+  must go on computing with, so that the check is part of the computation and survives `jit`.
+
+Shape checks are static and raise `ValueError` in every mode. The traced checks follow
+equinox's switch: `EQX_ON_ERROR=off` in the environment (read when equinox is imported) removes
+them from compiled code; eager checks always run.
 """
 
 from __future__ import annotations
 
-import jax.core
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ._types import Array, ArrayLike
 
+T = TypeVar("T")
+
+#: Appended to a traced check's message: the index of the first bad entry is not known there.
+TRACED = " (checked at run time under a JAX transformation)"
+
 
 def is_concrete(*xs: object) -> bool:
-    """True if none of `xs` is a JAX tracer (so its values can be read now)."""
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
+    """True if none of `xs` (or their pytree leaves) is a JAX tracer (so values can be read now)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(xs))
 
 
 def default_float() -> jnp.dtype:
@@ -41,39 +59,73 @@ def row_sum_tolerance(dtype: jnp.dtype) -> float:
     return 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4
 
 
-def check_finite(x: Array, name: str, where: str) -> None:
-    """Refuse NaN or infinity in a concrete array."""
-    if is_concrete(x):
-        bad = ~np.isfinite(np.asarray(x))
-        if bad.any():
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"{where}: `{name}` must be finite, but {name}{list(index)} = {np.asarray(x)[index]}.")
+def _first(mask: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(mask)[0])
 
 
-def check_distribution(x: Array, name: str, where: str, axis_names: str) -> None:
-    """Refuse a concrete array whose last axis is not a probability distribution.
+Rule = tuple[Callable[[Any, Any], Any], str, Callable[[np.ndarray, np.ndarray, tuple[int, ...]], str] | None]
+"""(bad(xp, x) → boolean mask, message, detail(x, mask, index) → text after the message) — one condition."""
 
-    `axis_names` names the leading indices in messages, e.g. `"s, a"`.
+
+def enforce(x: T, value: ArrayLike, rules: Sequence[Rule]) -> T:
+    """Check `value` against `rules` (in order); return `x` (with the traced check attached).
+
+    Eagerly the first violated rule raises `ValueError(message + detail + ".")` (the detail names
+    the first bad entry, e.g. ", but pi[1, 0] = -0.5").
+    Traced, one `equinox.branched_error_if` raises the first violated rule's message at run time.
     """
-    check_finite(x, name, where)
-    if not is_concrete(x):
-        return
-    arr = np.asarray(x)
-    if (arr < 0).any():
-        index = tuple(int(i) for i in np.argwhere(arr < 0)[0])
-        raise ValueError(
-            f"{where}: `{name}` must be non-negative (probabilities), but {name}{list(index)} = {arr[index]}."
-        )
-    sums = arr.sum(axis=-1)
-    err = np.abs(sums - 1.0)
-    tol = row_sum_tolerance(arr.dtype)
-    if (err > tol).any():
-        index = tuple(int(i) for i in np.argwhere(err > tol)[0])
+    if is_concrete(value):
+        arr = np.asarray(value)
+        for bad, message, detail in rules:
+            mask = np.asarray(bad(np, arr))
+            if mask.any():
+                index = _first(mask) if mask.ndim else ()
+                text = detail(arr, mask, index) if detail is not None else ""
+                raise ValueError(f"{message}{text}.")
+        return x
+    arr = jnp.asarray(value)
+    flags = jnp.stack([jnp.any(bad(jnp, arr)) for bad, _, _ in rules])
+    return eqx.branched_error_if(x, jnp.any(flags), jnp.argmax(flags), [m + TRACED + "." for _, m, _ in rules])
+
+
+def _entry(name: str) -> Callable[[np.ndarray, np.ndarray, tuple[int, ...]], str]:
+    def detail(arr: np.ndarray, mask: np.ndarray, index: tuple[int, ...]) -> str:
+        return f", but {name}{list(index)} = {arr[index]}" if index else f", but is {arr.item()}"
+
+    return detail
+
+
+def _finite_rule(name: str, where: str) -> Rule:
+    return (lambda xp, a: ~xp.isfinite(a), f"{where}: `{name}` must be finite", _entry(name))
+
+
+def check_finite(x: Array, name: str, where: str) -> Array:
+    """Refuse NaN or infinity anywhere in `x`; return `x`."""
+    return enforce(x, x, [_finite_rule(name, where)])
+
+
+def check_distribution(x: Array, name: str, where: str, axis_names: str) -> Array:
+    """Refuse an array whose last axis is not a probability distribution; return it.
+
+    Finite, non-negative, and each row summing to one within `row_sum_tolerance`. `axis_names`
+    names the leading indices in messages, e.g. `"s, a"`.
+    """
+    tol = row_sum_tolerance(x.dtype)
+
+    def sum_detail(arr: np.ndarray, mask: np.ndarray, index: tuple[int, ...]) -> str:
         where_txt = f" at ({axis_names}) = {index}" if index else ""
-        raise ValueError(
-            f"{where}: `{name}` must sum to 1 along its last axis{where_txt}, but the sum is "
-            f"{float(np.asarray(sums)[index]):.10g} (tolerance {tol:g})."
-        )
+        return f"{where_txt}, but the sum is {float(arr.sum(axis=-1)[index]):.10g} (tolerance {tol:g})"
+
+    rules: list[Rule] = [
+        _finite_rule(name, where),
+        (lambda xp, a: a < 0, f"{where}: `{name}` must be non-negative (probabilities)", _entry(name)),
+        (
+            lambda xp, a: xp.abs(a.sum(axis=-1) - 1.0) > tol,
+            f"{where}: `{name}` must sum to 1 along its last axis",
+            sum_detail,
+        ),
+    ]
+    return enforce(x, x, rules)
 
 
 def check_shape(x: Array, expected: tuple[int, ...], name: str, where: str, meaning: str) -> None:
@@ -88,34 +140,84 @@ def check_policy(pi: ArrayLike, num_states: int, num_actions: int, where: str, n
     """Validate a stochastic policy `pi[s, a]` against an MDP's sizes; return it as an array."""
     arr = as_float_array(pi, name)
     check_shape(arr, (num_states, num_actions), name, where, "[S, A]")
-    check_distribution(arr, name, where, "s")
-    return arr
+    return check_distribution(arr, name, where, "s")
 
 
-def check_gamma(gamma: ArrayLike, where: str, name: str = "gamma") -> None:
-    """Refuse a concrete discount outside [0, 1)."""
-    g = jnp.asarray(gamma)
-    if g.ndim != 0:
-        raise ValueError(f"{where}: `{name}` must be a scalar, but has shape {tuple(g.shape)}.")
-    if is_concrete(g):
-        value = float(g)
-        if not np.isfinite(value):
-            raise ValueError(f"{where}: `{name}` must be finite, but is {value}.")
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"{where}: `{name}` must lie in [0, 1), but is {value}.")
+def check_scalar(value: ArrayLike, name: str, where: str) -> Array:
+    """`value` as a 0-d array; refuse any other shape (a static check)."""
+    v = jnp.asarray(value)
+    if v.ndim != 0:
+        raise ValueError(f"{where}: `{name}` must be a scalar, but has shape {tuple(v.shape)}.")
+    return v
+
+
+def check_interval(
+    value: ArrayLike,
+    name: str,
+    where: str,
+    lo: float,
+    hi: float,
+    *,
+    closed_hi: bool = True,
+    closed_lo: bool = True,
+    meaning: str = "",
+) -> Array:
+    """Refuse a scalar that is not finite or lies outside the interval; return it as a 0-d array.
+
+    The message reads e.g. "`gamma` must lie in [0, 1)".
+    """
+    v = check_scalar(value, name, where)
+    interval = f"{'[' if closed_lo else '('}{lo:g}, {hi:g}{']' if closed_hi else ')'}"
+    label = f"`{name}`" + (f" ({meaning})" if meaning else "")
+
+    def outside(xp: Any, a: Any) -> Any:
+        below = (a < lo) if closed_lo else (a <= lo)
+        above = (a > hi) if closed_hi else (a >= hi)
+        return below | above
+
+    return enforce(
+        v,
+        v,
+        [
+            (lambda xp, a: ~xp.isfinite(a), f"{where}: {label} must be finite", _entry(name)),
+            (outside, f"{where}: {label} must lie in {interval}", _entry(name)),
+        ],
+    )
+
+
+def check_gamma(gamma: ArrayLike, where: str, name: str = "gamma") -> Array:
+    """Refuse a discount outside [0, 1) (or not finite, or not a scalar); return it as a 0-d array."""
+    return check_interval(gamma, name, where, 0.0, 1.0, closed_hi=False)
 
 
 def check_positive_int(value: int, name: str, where: str, minimum: int = 1) -> None:
-    """Refuse a non-integer or an integer below `minimum` (e.g. `num_states`)."""
+    """Refuse a non-integer or an integer below `minimum` (e.g. `num_states`); a static check."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{where}: `{name}` must be an integer >= {minimum}, but is {value!r}.")
 
 
-def check_positive_scalar(value: ArrayLike, name: str, where: str, meaning: str) -> None:
-    """Refuse a concrete scalar that is not finite and > 0; `meaning` says what it is, e.g. "the KL radius"."""
-    v = jnp.asarray(value)
-    if is_concrete(v) and not (bool(jnp.isfinite(v)) and float(v) > 0):
-        raise ValueError(f"{where}: `{name}` ({meaning}) must be finite and > 0, but is {float(v)}.")
+def check_positive_scalar(value: ArrayLike, name: str, where: str, meaning: str) -> Array:
+    """Refuse a scalar that is not finite and > 0; `meaning` says what it is, e.g. "the KL radius"."""
+    v = check_scalar(value, name, where)
+    return enforce(
+        v,
+        v,
+        [
+            (
+                lambda xp, a: ~(xp.isfinite(a) & (a > 0)),
+                f"{where}: `{name}` ({meaning}) must be finite and > 0",
+                _entry(name),
+            )
+        ],
+    )
+
+
+def check_nonnegative_scalar(value: ArrayLike, name: str, where: str) -> Array:
+    """Refuse a scalar that is not finite and >= 0."""
+    v = check_scalar(value, name, where)
+    return enforce(
+        v, v, [(lambda xp, a: ~(xp.isfinite(a) & (a >= 0)), f"{where}: `{name}` must be finite and >= 0", _entry(name))]
+    )
 
 
 def check_same_shape(a: Array, b: Array, names: tuple[str, str], where: str) -> None:
@@ -125,3 +227,18 @@ def check_same_shape(a: Array, b: Array, names: tuple[str, str], where: str) -> 
             f"{where}: `{names[0]}` and `{names[1]}` must have the same shape, "
             f"but have {tuple(a.shape)} and {tuple(b.shape)}."
         )
+
+
+def check_where(x: T, value: ArrayLike, bad: Callable[[Any, Any], Any], message: str, name: str | None = None) -> T:
+    """Refuse `value` where `bad(xp, value)` holds anywhere (a one-off condition); return `x`.
+
+    `message` is the whole condition, e.g. "f: `pi_old` must have full support (every π(a|s) > 0)";
+    eagerly the first bad entry is named after it when `name` is given.
+    """
+    return enforce(x, value, [(bad, message, _entry(name) if name is not None else None)])
+
+
+def check_full_support(pi: Array, name: str, where: str) -> Array:
+    """Refuse a policy with a zero (or negative) probability anywhere; return it."""
+    message = f"{where}: `{name}` must have full support (every π(a|s) > 0)"
+    return check_where(pi, pi, lambda xp, x: x <= 0, message, name)

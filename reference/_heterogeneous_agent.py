@@ -20,7 +20,7 @@ import optax
 from beartype import beartype
 from jaxtyping import PRNGKeyArray, PyTree, jaxtyped
 
-from ._checks import as_float_array, check_positive_int, is_concrete
+from ._checks import as_float_array, check_finite, check_full_support, check_positive_int, check_where
 from ._markov_game import (
     CooperativeGame,
     _as_mdp_unchecked,
@@ -28,7 +28,7 @@ from ._markov_game import (
     _joint,
     check_policies,
 )
-from ._ppo import _check_epsilon, ppo_clip_objective
+from ._ppo import _check_epsilon, check_ratio, ppo_clip_objective
 from ._trpo import _check_delta, trpo_update
 from ._trust_region import _exact_step, _penalty_from_advantages
 from ._types import Array, ArrayLike, Float, Int, ScalarLike
@@ -72,8 +72,7 @@ def multi_agent_policy_iteration(
     where = "multi_agent_policy_iteration"
     check_positive_int(num_iters, "num_iters", where, minimum=0)
     pis = check_policies(game, policies, where)
-    if is_concrete(*pis) and any(bool(jnp.any(p <= 0)) for p in pis):
-        raise ValueError(f"{where}: every policy in `policies` must have full support (every π^i(a|s) > 0).")
+    pis = tuple(check_full_support(p, f"policies[{i}]", where) for i, p in enumerate(pis))
     return _algorithm_1(key, game, pis, num_iters)
 
 
@@ -132,15 +131,18 @@ def mappo_objective(
 
     **Returns:** `[...]` (`proofs_as_tests/test_heterogeneous_agent.py::test_mappo_objective_at_old_policy`).
     """
-    _check_epsilon(epsilon, "mappo_objective")
+    where = "mappo_objective"
+    eps = _check_epsilon(epsilon, where)
     r = as_float_array(ratios, "ratios")
     A = as_float_array(advantage, "advantage", r.dtype)
     if r.shape[:-1] != A.shape:
         raise ValueError(
-            f"mappo_objective: `ratios` must have shape [..., n] with [...] = the shape of `advantage` "
+            f"{where}: `ratios` must have shape [..., n] with [...] = the shape of `advantage` "
             f"{tuple(A.shape)}, but has shape {tuple(r.shape)}."
         )
-    return jnp.sum(ppo_clip_objective(r, jnp.broadcast_to(A[..., None], r.shape), epsilon), axis=-1)
+    r = check_ratio(r, "ratios", where)
+    A = check_finite(A, "advantage", where)
+    return jnp.sum(ppo_clip_objective(r, jnp.broadcast_to(A[..., None], r.shape), eps), axis=-1)
 
 
 @jaxtyped(typechecker=beartype)
@@ -170,6 +172,8 @@ def happo_factor(
             f"happo_factor: `previous_ratios` must have shape [..., m − 1] with [...] = the shape of "
             f"`advantage` {tuple(A.shape)}, but has shape {tuple(r.shape)}."
         )
+    r = check_ratio(r, "previous_ratios", "happo_factor")
+    A = check_finite(A, "advantage", "happo_factor")
     return jnp.prod(r, axis=-1) * A
 
 
@@ -190,8 +194,11 @@ def happo_objective(
 
     **Returns:** `[...]` (`proofs_as_tests/test_heterogeneous_agent.py::test_happo_objective_properties`).
     """
-    _check_epsilon(epsilon, "happo_objective")
-    return ppo_clip_objective(ratio, factor, epsilon)
+    where = "happo_objective"
+    eps = _check_epsilon(epsilon, where)
+    r = check_ratio(as_float_array(ratio, "ratio"), "ratio", where)
+    M = check_finite(as_float_array(factor, "factor", r.dtype), "factor", where)
+    return ppo_clip_objective(r, M, eps)
 
 
 def _check_batch(
@@ -227,6 +234,11 @@ def _check_batch(
     for i, o in enumerate(obs):
         if o.shape[0] != B:
             raise ValueError(f"{where}: `observations[{i}]` must have B = {B} rows, but has shape {tuple(o.shape)}.")
+    adv = check_finite(adv, "advantages", where)
+    acts = check_where(acts, acts, lambda xp, a: a < 0, f"{where}: `actions` must be >= 0 (action indices)", "actions")
+    old = check_finite(old, "old_log_probs", where)
+    message = f"{where}: `old_log_probs` must be <= 0 (log-probabilities)"
+    old = check_where(old, old, lambda xp, x: x > 0, message, "old_log_probs")
     return obs, acts, old, adv
 
 
@@ -280,7 +292,7 @@ def hatrpo_update(
     """
     where = "hatrpo_update"
     obs, acts, old, adv = _check_batch(params, policy_fns, observations, actions, old_log_probs, advantages, where)
-    _check_delta(delta, where)
+    delta = _check_delta(delta, where)
     n = len(params)
 
     def update(fn: PolicyFn, p: Params, o: Array, a: Array, lp_old: Array, M: Array) -> tuple[Params, Array]:
@@ -398,7 +410,7 @@ def happo_update(
     """
     where = "happo_update"
     obs, acts, old, adv = _check_batch(params, policy_fns, observations, actions, old_log_probs, advantages, where)
-    _check_epsilon(epsilon, where)
+    epsilon = _check_epsilon(epsilon, where)
     check_positive_int(num_epochs, "num_epochs", where)
     check_positive_int(num_minibatches, "num_minibatches", where)
     n, B = len(params), adv.shape[0]

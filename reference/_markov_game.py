@@ -44,7 +44,8 @@ class CooperativeGame(eqx.Module):
       \mathbf a_t = (a^1_t,\dots,a^n_t),\ a^i_t\sim\pi^i(\cdot\mid s_t)$$
 
     with one reward shared by all agents. Notes A18 (假定所有智能体共享同样的奖励函数); Kuba et
-    al. (2022) §2.1. Validated like `FiniteMDP` when built from concrete arrays.
+    al. (2022) §2.1. Validated like `FiniteMDP`: eagerly with `ValueError`, inside `jit`/`vmap` when
+    the program runs.
 
     **Arguments:**
 
@@ -80,13 +81,14 @@ class CooperativeGame(eqx.Module):
         else:
             rho0_arr = as_float_array(rho0, "rho0", P_arr.dtype)
             check_shape(rho0_arr, (S,), "rho0", where, "[S]")
-        check_gamma(gamma, where)
-        check_distribution(P_arr, "P", where, "s, a1, …, an")
-        check_finite(R_arr, "R", where)
-        check_distribution(rho0_arr, "rho0", where, "")
+        # Under `jit`/`vmap` these checks run when the program does (equinox.error_if).
+        gamma_arr = check_gamma(gamma, where).astype(P_arr.dtype)
+        P_arr = check_distribution(P_arr, "P", where, "s, a1, …, an")
+        R_arr = check_finite(R_arr, "R", where)
+        rho0_arr = check_distribution(rho0_arr, "rho0", where, "")
         self.P = P_arr
         self.R = R_arr
-        self.gamma = jnp.asarray(gamma, dtype=P_arr.dtype)
+        self.gamma = gamma_arr
         self.rho0 = rho0_arr
 
     @property
@@ -125,7 +127,7 @@ def random_game(key: PRNGKeyArray, num_states: int, action_sizes: Sequence[int],
         raise ValueError(f"{where}: `action_sizes` must name at least one agent.")
     for i, a in enumerate(action_sizes):
         check_positive_int(a, f"action_sizes[{i}]", where)
-    check_gamma(gamma, where)
+    gamma = check_gamma(gamma, where)
     sizes = tuple(int(a) for a in action_sizes)
     kp, kr, k0 = jax.random.split(key, 3)
     dtype = jnp.asarray(0.0).dtype
@@ -156,8 +158,7 @@ def check_policies(
     for i, pi in enumerate(policies):
         arr = as_float_array(pi, f"{name}[{i}]", game.P.dtype)
         check_shape(arr, (S, sizes[i]), f"{name}[{i}]", where, f"[S, A_{i}]")
-        check_distribution(arr, f"{name}[{i}]", where, "s")
-        out.append(arr)
+        out.append(check_distribution(arr, f"{name}[{i}]", where, "s"))
     return tuple(out)
 
 
@@ -219,7 +220,7 @@ def joint_policy(policies: Sequence[Float[ArrayLike, "S _"]]) -> Float[Array, " 
     for i, a in enumerate(arrs):
         if a.ndim != 2 or a.shape[0] != arrs[0].shape[0]:
             raise ValueError(f"joint_policy: `policies[{i}]` must have shape [S, A_{i}] with a common S.")
-        check_distribution(a, f"policies[{i}]", "joint_policy", "s")
+    arrs = [check_distribution(a, f"policies[{i}]", "joint_policy", "s") for i, a in enumerate(arrs)]
     return _joint(arrs)
 
 

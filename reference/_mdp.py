@@ -17,10 +17,11 @@ from ._checks import (
     check_distribution,
     check_finite,
     check_gamma,
+    check_interval,
     check_policy,
     check_positive_int,
     check_shape,
-    is_concrete,
+    check_where,
 )
 from ._types import Array, ArrayLike, Float, Int, ScalarLike
 
@@ -35,9 +36,10 @@ class FiniteMDP(eqx.Module):
     the reward's codomain as "R" and $P_{SA}$; here $R: S\times A\to\mathbb R$ and each
     $P_{sa}$ is a distribution over next states.
 
-    The MDP is validated when it is built from concrete arrays: every problem raises
-    `ValueError` naming the argument and the violated condition (tested in
-    `proofs_as_tests/test_errors.py`). Inside `jax.jit`/`jax.vmap` only shapes are checked.
+    The MDP is validated when it is built: from concrete arrays every problem raises
+    `ValueError` naming the argument and the violated condition; built inside
+    `jax.jit`/`jax.vmap` the same conditions are checked when the program runs, with the same
+    message (tested in `proofs_as_tests/test_errors.py`).
     It is a pytree, so a batch of MDPs (leading axis on every leaf) can be `vmap`-ed over.
 
     **Arguments:**
@@ -82,21 +84,11 @@ class FiniteMDP(eqx.Module):
         else:
             rho0_arr = as_float_array(rho0, "rho0", dtype)
             check_shape(rho0_arr, (num_states,), "rho0", where, "[S]")
-        check_gamma(gamma, where)
-        gamma_arr = jnp.asarray(gamma, dtype=dtype)
-        check_distribution(P_arr, "P", where, "s, a")
-        check_finite(R_arr, "R", where)
-        check_distribution(rho0_arr, "rho0", where, "")
-        if not is_concrete(P_arr, R_arr, gamma_arr, rho0_arr):
-            # Under tracing the values cannot be read now: check them when the code runs.
-            bad = (
-                ~jnp.all(jnp.isfinite(P_arr))
-                | ~jnp.all(jnp.isfinite(R_arr))
-                | (gamma_arr < 0)
-                | (gamma_arr >= 1)
-                | ~jnp.all(P_arr >= 0)
-            )
-            P_arr = eqx.error_if(P_arr, bad, "FiniteMDP: invalid P, R or gamma (traced check)")
+        gamma_arr = check_gamma(gamma, where).astype(dtype)
+        # Under `jit`/`vmap` these checks run when the program does (equinox.error_if).
+        P_arr = check_distribution(P_arr, "P", where, "s, a")
+        R_arr = check_finite(R_arr, "R", where)
+        rho0_arr = check_distribution(rho0_arr, "rho0", where, "")
         self.P = P_arr
         self.R = R_arr
         self.gamma = gamma_arr
@@ -139,7 +131,7 @@ def random_mdp(
     where = "random_mdp"
     check_positive_int(num_states, "num_states", where)
     check_positive_int(num_actions, "num_actions", where)
-    check_gamma(gamma, where)
+    gamma = check_gamma(gamma, where)
     kp, kr, k0 = jax.random.split(key, 3)
     dtype = jnp.asarray(0.0).dtype
     P = jax.random.dirichlet(kp, jnp.ones(num_states, dtype), (num_states, num_actions))
@@ -166,11 +158,13 @@ def one_hot_policy(actions: Int[ArrayLike, " S"], num_actions: int) -> Float[Arr
     """
     check_positive_int(num_actions, "num_actions", "one_hot_policy")
     acts = jnp.asarray(actions)
-    if is_concrete(acts) and acts.size and (int(acts.min()) < 0 or int(acts.max()) >= num_actions):
-        raise ValueError(
-            f"one_hot_policy: `actions` must lie in [0, {num_actions}), "
-            f"but range over [{int(acts.min())}, {int(acts.max())}]."
-        )
+    acts = check_where(
+        acts,
+        acts,
+        lambda xp, a: (a < 0) | (a >= num_actions),
+        f"one_hot_policy: `actions` must lie in [0, {num_actions})",
+        "actions",
+    )
     return jax.nn.one_hot(acts, num_actions, dtype=jnp.asarray(0.0).dtype)
 
 
@@ -192,9 +186,8 @@ def discounted_return(rewards: Float[ArrayLike, "*batch T"], gamma: ScalarLike) 
     `proofs_as_tests/test_values.py::test_expected_return_matches_monte_carlo`.
     """
     r = jnp.asarray(rewards)
-    g = jnp.asarray(gamma, dtype=r.dtype)
-    if is_concrete(g) and not 0.0 <= float(g) <= 1.0:
-        raise ValueError(f"discounted_return: `gamma` must lie in [0, 1], but is {float(g)}.")
+    g = check_interval(gamma, "gamma", "discounted_return", 0.0, 1.0).astype(r.dtype)
+    r = check_finite(r, "rewards", "discounted_return")
     discounts = g ** jnp.arange(r.shape[-1], dtype=r.dtype)
     return jnp.sum(r * discounts, axis=-1)
 
@@ -274,8 +267,7 @@ def gridworld_4x3(living_reward: float = -0.02, gamma: float = 0.99, slip: float
     **Returns:** a `FiniteMDP` with 12 states (`GRIDWORLD_CELLS` + end) and 4 actions
     (`GRIDWORLD_ACTIONS`).
     """
-    if not 0.0 <= slip <= 0.5:
-        raise ValueError(f"gridworld_4x3: `slip` must lie in [0, 0.5], but is {slip!r}.")
+    check_interval(slip, "slip", "gridworld_4x3", 0.0, 0.5)
     index = {cell: i for i, cell in enumerate(GRIDWORLD_CELLS)}
     end = len(GRIDWORLD_CELLS)
     moves = {"N": (0, 1), "E": (1, 0), "S": (0, -1), "W": (-1, 0)}

@@ -12,16 +12,8 @@ import jax.numpy as jnp
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from ._checks import as_float_array, check_finite, check_positive_scalar, check_same_shape, is_concrete
+from ._checks import as_float_array, check_finite, check_interval, check_positive_scalar, check_same_shape, check_where
 from ._types import Array, ArrayLike, Float, Real, ScalarLike
-
-
-def _check_unit_interval(value: ScalarLike, name: str, where: str) -> None:
-    v = jnp.asarray(value)
-    if v.ndim != 0:
-        raise ValueError(f"{where}: `{name}` must be a scalar, but has shape {tuple(v.shape)}.")
-    if is_concrete(v) and not 0.0 <= float(v) <= 1.0:
-        raise ValueError(f"{where}: `{name}` must lie in [0, 1], but is {float(v)}.")
 
 
 @jaxtyped(typechecker=beartype)
@@ -47,8 +39,14 @@ def probability_ratio(
     return jnp.exp(new - old)
 
 
-def _check_epsilon(epsilon: ScalarLike, where: str) -> None:
-    check_positive_scalar(epsilon, "epsilon", where, "the clip width")
+def check_ratio(r: Array, name: str, where: str) -> Array:
+    """Refuse a probability ratio that is negative or not finite; return it."""
+    r = check_finite(r, name, where)
+    return check_where(r, r, lambda xp, x: x < 0, f"{where}: `{name}` must be >= 0 (a ratio of probabilities)", name)
+
+
+def _check_epsilon(epsilon: ScalarLike, where: str) -> Array:
+    return check_positive_scalar(epsilon, "epsilon", where, "the clip width")
 
 
 @jaxtyped(typechecker=beartype)
@@ -70,11 +68,13 @@ def ppo_clip_objective(
     **Returns:** $f(r, A)$ per sample (`proofs_as_tests/test_ppo.py::test_ppo_clip_closed_form`,
     `::test_ppo_clip_gradient_regions`).
     """
-    _check_epsilon(epsilon, "ppo_clip_objective")
+    where = "ppo_clip_objective"
     r = as_float_array(ratio, "ratio")
     A = as_float_array(advantage, "advantage", r.dtype)
-    check_same_shape(r, A, ("ratio", "advantage"), "ppo_clip_objective")
-    eps = jnp.asarray(epsilon, r.dtype)
+    check_same_shape(r, A, ("ratio", "advantage"), where)
+    eps = _check_epsilon(epsilon, where).astype(r.dtype)
+    r = check_ratio(r, "ratio", where)
+    A = check_finite(A, "advantage", where)
     return jnp.minimum(r * A, jnp.clip(r, 1.0 - eps, 1.0 + eps) * A)
 
 
@@ -121,11 +121,12 @@ def generalized_advantage_estimate(
         raise ValueError(
             f"{where}: `dones` must have the shape of `rewards` {tuple(r.shape)}, but has shape {tuple(d.shape)}."
         )
-    _check_unit_interval(gamma, "gamma", where)
-    _check_unit_interval(lam, "lam", where)
-    check_finite(r, "rewards", where)
-    check_finite(v, "values", where)
-    return _gae(r, v, d.astype(r.dtype), jnp.asarray(gamma, r.dtype), jnp.asarray(lam, r.dtype))
+    g = check_interval(gamma, "gamma", where, 0.0, 1.0).astype(r.dtype)
+    lam_arr = check_interval(lam, "lam", where, 0.0, 1.0).astype(r.dtype)
+    r = check_finite(r, "rewards", where)
+    v = check_finite(v, "values", where)
+    d = check_where(d, d, lambda xp, x: (x != 0) & (x != 1), f"{where}: `dones` must be 0 or 1", "dones")
+    return _gae(r, v, d.astype(r.dtype), g, lam_arr)
 
 
 @jax.jit

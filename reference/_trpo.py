@@ -20,7 +20,7 @@ import lineax as lx
 from beartype import beartype
 from jaxtyping import PyTree, jaxtyped
 
-from ._checks import check_positive_int, check_positive_scalar, is_concrete
+from ._checks import check_nonnegative_scalar, check_positive_int, check_positive_scalar
 from ._types import Array, ScalarLike
 
 Params = PyTree[Any]
@@ -35,8 +35,8 @@ def _tree_axpy(alpha: Array, x: Params, y: Params) -> Params:
     return jax.tree_util.tree_map(lambda xi, yi: yi + (alpha * xi).astype(yi.dtype), x, y)
 
 
-def _check_delta(delta: ScalarLike, where: str) -> None:
-    check_positive_scalar(delta, "delta", where, "the KL radius")
+def _check_delta(delta: ScalarLike, where: str) -> Array:
+    return check_positive_scalar(delta, "delta", where, "the KL radius")
 
 
 @jaxtyped(typechecker=beartype)
@@ -65,9 +65,7 @@ def fisher_vector_product(
     case is proved against its closed form in
     `proofs_as_tests/test_trpo.py::test_tabular_softmax_fisher_matches_closed_form`.
     """
-    d = jnp.asarray(damping)
-    if is_concrete(d) and not float(d) >= 0:
-        raise ValueError(f"fisher_vector_product: `damping` must be >= 0, but is {float(d)}.")
+    d = check_nonnegative_scalar(damping, "damping", "fisher_vector_product")
     _, hvp = jax.linearize(jax.grad(kl_fn), params)
 
     def fvp(v: Params) -> Params:
@@ -107,7 +105,7 @@ def natural_gradient_step(
     **Returns:** $d^*$, the same structure as `g` (zero if $g = 0$). KL-tightness and
     optimality are proved in `proofs_as_tests/test_trpo.py::test_natural_gradient_step_is_optimal_on_the_ellipsoid`.
     """
-    _check_delta(delta, "natural_gradient_step")
+    delta = _check_delta(delta, "natural_gradient_step")
     check_positive_int(cg_steps, "cg_steps", "natural_gradient_step")
     structure = jax.eval_shape(lambda: g)
     operator = lx.FunctionLinearOperator(fisher_vector_product, structure, tags=lx.positive_semidefinite_tag)
@@ -155,7 +153,7 @@ def backtracking_line_search(
     the surrogate (`proofs_as_tests/test_trpo.py::test_trpo_update_improves_within_the_trust_region`).
     """
     where = "backtracking_line_search"
-    _check_delta(delta, where)
+    delta = _check_delta(delta, where)
     check_positive_int(max_backtracks, "max_backtracks", where)
     if not 0.0 < backtrack_ratio < 1.0:
         raise ValueError(f"{where}: `backtrack_ratio` must lie in (0, 1), but is {backtrack_ratio!r}.")
@@ -218,7 +216,7 @@ def trpo_update(
     **Returns:** the new parameters
     (`proofs_as_tests/test_trpo.py::test_trpo_update_improves_within_the_trust_region`).
     """
-    _check_delta(delta, "trpo_update")
+    delta = _check_delta(delta, "trpo_update")
     g = jax.grad(surrogate_fn)(params)
     fvp = fisher_vector_product(kl_fn, params, damping)
     step = natural_gradient_step(g, fvp, delta, cg_steps)

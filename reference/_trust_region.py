@@ -22,11 +22,13 @@ from ._checks import (
     as_float_array,
     check_distribution,
     check_finite,
+    check_full_support,
+    check_nonnegative_scalar,
     check_policy,
     check_positive_int,
     check_same_shape,
     check_shape,
-    is_concrete,
+    check_where,
 )
 from ._mdp import FiniteMDP
 from ._types import Array, ArrayLike, Float, ScalarLike
@@ -37,8 +39,8 @@ def _check_pair(p: ArrayLike, q: ArrayLike, where: str, names: tuple[str, str]) 
     p_arr = as_float_array(p, names[0])
     q_arr = as_float_array(q, names[1], p_arr.dtype)
     check_same_shape(p_arr, q_arr, names, where)
-    check_distribution(p_arr, names[0], where, "...")
-    check_distribution(q_arr, names[1], where, "...")
+    p_arr = check_distribution(p_arr, names[0], where, "...")
+    q_arr = check_distribution(q_arr, names[1], where, "...")
     return p_arr, q_arr
 
 
@@ -112,9 +114,9 @@ def mean_kl(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"], pi_bar: Float[ArrayLike
     `proofs_as_tests/test_trpo.py::test_tabular_softmax_fisher_matches_closed_form`.
     """
     pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, "mean_kl")
-    check_policy(pi_bar, mdp.num_states, mdp.num_actions, "mean_kl", "pi_bar")
+    pi_bar_arr = check_policy(pi_bar, mdp.num_states, mdp.num_actions, "mean_kl", "pi_bar")
     weights = (1.0 - mdp.gamma) * discounted_visitation(mdp, pi_arr)
-    return jnp.dot(weights, kl_divergence(pi_arr, pi_bar))
+    return jnp.dot(weights, kl_divergence(pi_arr, pi_bar_arr))
 
 
 @jaxtyped(typechecker=beartype)
@@ -390,17 +392,13 @@ def exact_trust_region_step(
     p = check_policy(p, S, A, where, "pi_old")
     w = as_float_array(weights, "weights", p.dtype)
     a = as_float_array(scores, "scores", p.dtype)
-    C = jnp.asarray(penalty, dtype=p.dtype)
     check_shape(w, (S,), "weights", where, "[S]")
     check_shape(a, (S, A), "scores", where, "[S, A]")
-    check_finite(w, "weights", where)
-    check_finite(a, "scores", where)
-    if is_concrete(p) and bool(jnp.any(p <= 0)):
-        raise ValueError(f"{where}: `pi_old` must have full support (every π(a|s) > 0).")
-    if is_concrete(w) and bool(jnp.any(w < 0)):
-        raise ValueError(f"{where}: `weights` must be non-negative.")
-    if is_concrete(C) and not (bool(jnp.isfinite(C)) and float(C) >= 0):
-        raise ValueError(f"{where}: `penalty` must be finite and >= 0, but is {float(C)}.")
+    p = check_full_support(p, "pi_old", where)
+    w = check_finite(w, "weights", where)
+    w = check_where(w, w, lambda xp, x: x < 0, f"{where}: `weights` must be non-negative", "weights")
+    a = check_finite(a, "scores", where)
+    C = check_nonnegative_scalar(penalty, "penalty", where).astype(p.dtype)
     return _exact_step(p, w, a, C)
 
 
@@ -428,8 +426,7 @@ def monotonic_policy_iteration(mdp: FiniteMDP, pi0: Float[ArrayLike, "S A"], num
     where = "monotonic_policy_iteration"
     check_positive_int(num_iters, "num_iters", where, minimum=0)
     pi = check_policy(pi0, mdp.num_states, mdp.num_actions, where, "pi0")
-    if is_concrete(pi) and bool(jnp.any(pi <= 0)):
-        raise ValueError(f"{where}: `pi0` must have full support (every π(a|s) > 0).")
+    pi = check_full_support(pi, "pi0", where)
     return _monotonic_policy_iteration(mdp, pi, num_iters)
 
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from ._bellman import bellman_system, one_step_lookahead, policy_evaluation
+from ._bellman import bellman_system, lookahead, policy_evaluation
 from ._checks import check_policy
 from ._linalg import solve_square
 from ._mdp import FiniteMDP
@@ -52,7 +52,7 @@ def action_values(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array, "
     (`proofs_as_tests/test_values.py::test_action_values_satisfy_bellman`).
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "action_values")
-    return one_step_lookahead(mdp, policy_evaluation(mdp, pi))
+    return lookahead(mdp, policy_evaluation(mdp, pi))
 
 
 @jaxtyped(typechecker=beartype)
@@ -93,7 +93,7 @@ def advantages(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array, "S A
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "advantages")
     V = policy_evaluation(mdp, pi)
-    return one_step_lookahead(mdp, V) - V[:, None]
+    return lookahead(mdp, V) - V[:, None]
 
 
 @jaxtyped(typechecker=beartype)
