@@ -2,19 +2,26 @@
 
     python examples/train_marl.py --algo happo --env simple_spread --total-steps 10_000_000 --seeds 4
     python examples/train_marl.py --algo all --env parameter_sharing --n-agents 4 --total-steps 200_000
+    python examples/train_marl.py --resume --algo happo --env simple_spread   # continue a stopped run
     python examples/train_marl.py --plot --env simple_spread          # the learning curves, from saved runs
-    python examples/train_marl.py --evaluate runs/simple_spread_happo.eqx --algo happo --seeds 4
+    python examples/train_marl.py --evaluate runs/simple_spread_happo.eqx   # play a checkpoint
 
 Needs the `marl` extra for simple_spread (`pip install -e ".[marl,examples]"`). Every seed trains in
 one jitted call (`jax.vmap` over seeds) in chunks of `--chunk` iterations; after each chunk the
-progress is printed and the state saved (equinox serialisation) to `<out>/<env>_<algo>.eqx`, the
-curves to `<out>/<env>_<algo>.npz`.
+progress is printed and the state saved, atomically, to `<out>/<env>_<algo>.eqx` (a checkpoint that
+carries its own configuration: `--evaluate` and `--resume` need no other flag), the curves to
+`<out>/<env>_<algo>.npz`. One iteration is `--num-envs` × 25 environment steps (8 for the game), so
+`--total-steps` must be at least that. A NaN or infinity stops training with the iteration and the
+last good checkpoint named. Bad arguments are answered with one line and exit status 2.
 """
 
 import argparse
+import os
 import pathlib
+import sys
+import tempfile
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -22,68 +29,144 @@ import numpy as np
 
 import reference as rf
 
-
-def make_env(args: argparse.Namespace) -> rf.MultiAgentEnv:
-    if args.env == "simple_spread":
-        return rf.simple_spread_env(args.n_agents, 25)
-    return rf.cooperative_game_env(rf.parameter_sharing_game(args.n_agents), episode_length=1)
+ENVS = ("simple_spread", "parameter_sharing")
 
 
-def make_config(args: argparse.Namespace, algo: str) -> rf.MARLConfig:
-    if args.env == "simple_spread":
-        return rf.MARLConfig(algorithm=algo, total_steps=args.total_steps, num_envs=args.num_envs, num_steps=25)
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is answered with one line (no usage block) and status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def fail(message: str) -> NoReturn:
+    sys.stderr.write(f"train_marl.py: error: {message}\n")
+    raise SystemExit(2)
+
+
+def steps_per_iteration(env: str, num_envs: int) -> int:
+    return num_envs * (25 if env == "simple_spread" else 8)
+
+
+def make_env(env: str, n_agents: int) -> rf.MultiAgentEnv:
+    if env == "simple_spread":
+        try:
+            return rf.simple_spread_env(n_agents, 25)
+        except ImportError as err:
+            fail(str(err))
+    return rf.cooperative_game_env(rf.parameter_sharing_game(n_agents), episode_length=1)
+
+
+def make_config(env: str, algo: str, total_steps: int, num_envs: int) -> rf.MARLConfig:
     # Proposition 1's one-shot game: γ irrelevant (every episode is one step), short rollouts.
-    return rf.MARLConfig(algorithm=algo, total_steps=args.total_steps, num_envs=args.num_envs, num_steps=8)
+    num_steps = 25 if env == "simple_spread" else 8
+    return rf.MARLConfig(algorithm=algo, total_steps=total_steps, num_envs=num_envs, num_steps=num_steps)
+
+
+def save_curves(path: pathlib.Path, steps: list, returns: list, seconds: float, seeds: int) -> None:
+    """Write the curves atomically (temporary file, then rename), as the checkpoint is written."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    np.savez(tmp, steps=np.concatenate(steps), returns=np.concatenate(returns, axis=1), seconds=seconds, seeds=seeds)
+    os.replace(tmp, path)
 
 
 def train(args: argparse.Namespace, algo: str) -> None:
-    env, cfg = make_env(args), make_config(args, algo)
-    trainer = rf.make_train(cfg, env)
     out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{args.env}_{algo}"
-    keys = jax.random.split(jax.random.key(args.seed), args.seeds)
-    state = jax.jit(jax.vmap(trainer.init))(keys)
-    chunks: dict[int, Any] = {}
-    steps, returns = [], []
-    done, total = 0, cfg.num_iterations
-    print(f"{algo} on {args.env}: {args.seeds} seeds × {total} iterations × {cfg.steps_per_iteration} steps")
-    start = time.perf_counter()
-    while done < total:
-        k = min(args.chunk, total - done)
-        if k not in chunks:
-            chunks[k] = jax.jit(jax.vmap(lambda s, k=k: trainer.run(s, k)))
-        state, metrics = chunks[k](state)
-        jax.block_until_ready(metrics)
-        done += k
+    meta = {"env": args.env, "n_agents": args.n_agents}
+    steps: list = []
+    returns: list = []
+    seconds = 0.0
+    if args.resume:
+        header = checkpoint_or_fail(f"{stem}.eqx")
+        cfg = rf.MARLConfig(**header["config"])
+        if header["metadata"] != meta:
+            fail(f"{stem}.eqx was trained on {header['metadata']}, not {meta}.")
+        trainer = rf.make_train(cfg, make_env(args.env, args.n_agents))
+        state = load_or_fail(trainer, f"{stem}.eqx")
+        seeds = header["num_seeds"]
+        done = header["steps"] // cfg.steps_per_iteration
+        if pathlib.Path(f"{stem}.npz").exists():
+            data = np.load(f"{stem}.npz")
+            keep = data["steps"] <= header["steps"]  # curves saved after the checkpoint are dropped
+            steps, returns = [data["steps"][keep]], [data["returns"][:, keep]]
+            seconds = float(data["seconds"])
+    else:
+        cfg = make_config(args.env, algo, args.total_steps, args.num_envs)
+        trainer = rf.make_train(cfg, make_env(args.env, args.n_agents))
+        seeds = args.seeds
+        state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(args.seed), seeds))
+        done = 0
+    out.mkdir(parents=True, exist_ok=True)
+    total = cfg.num_iterations
+    verb = f"resuming at iteration {done} of" if args.resume else "training"
+    print(f"{algo} on {args.env}: {verb} {seeds} seeds × {total} iterations × {cfg.steps_per_iteration} steps")
+    start = time.perf_counter() - seconds
+
+    def report(state: Any, metrics: Any) -> None:
         steps.append(np.asarray(metrics.steps[0]))
         returns.append(np.asarray(metrics.episode_return))
-        trainer.save(f"{stem}.eqx", state)
         elapsed = time.perf_counter() - start
+        save_curves(pathlib.Path(f"{stem}.npz"), steps, returns, elapsed, seeds)
         last = np.asarray(metrics.episode_return)[:, -1]
         print(
-            f"  steps {int(steps[-1][-1]):>11,d}  {args.seeds * int(steps[-1][-1]) / elapsed:>9,.0f} steps/s  "
+            f"  steps {int(steps[-1][-1]):>11,d}  {seeds * int(steps[-1][-1]) / elapsed:>9,.0f} steps/s  "
             f"return {np.nanmean(last):8.2f} ± {np.nanstd(last):.2f} (mean ± std over seeds)",
             flush=True,
         )
-    np.savez(
-        f"{stem}.npz",
-        steps=np.concatenate(steps),
-        returns=np.concatenate(returns, axis=1),
-        seconds=time.perf_counter() - start,
-        seeds=args.seeds,
-    )
+
+    try:
+        rf.train_in_chunks(
+            trainer,
+            state,
+            num_iterations=total - done,
+            chunk=args.chunk,
+            checkpoint=f"{stem}.eqx",
+            metadata=meta,
+            on_chunk=report,
+        )
+    except rf.TrainingError as err:
+        fail(str(err))
     print(f"  saved {stem}.eqx and {stem}.npz")
 
 
+def checkpoint_or_fail(path: str) -> dict:
+    try:
+        return rf.checkpoint_header(path)
+    except rf.CheckpointError as err:
+        fail(str(err))
+
+
+def load_or_fail(trainer: rf.Trainer, path: str) -> Any:
+    try:
+        return trainer.load(path)
+    except rf.CheckpointError as err:
+        fail(str(err))
+
+
 def evaluate(args: argparse.Namespace) -> None:
-    """Reload a checkpoint and report the mean return of fresh episodes played by its actors."""
-    env, cfg = make_env(args), make_config(args, args.algo)
-    trainer = rf.make_train(cfg, env)
-    state = trainer.load(args.evaluate, num_seeds=args.seeds)
-    keys = jax.random.split(jax.random.key(args.seed + 1), args.seeds)
+    """Reload a checkpoint (its own configuration) and report the mean return of fresh episodes."""
+    header = checkpoint_or_fail(args.evaluate)
+    cfg = rf.MARLConfig(**header["config"])
+    meta = header["metadata"]
+    given = {"--algo": (args.algo, cfg.algorithm), "--env": (args.env, meta.get("env"))}
+    given |= {"--seeds": (args.seeds, header["num_seeds"]), "--n-agents": (args.n_agents, meta.get("n_agents"))}
+    clash = [f"{flag} {want!r} (it has {have!r})" for flag, (want, have) in given.items() if want not in (None, have)]
+    if clash:
+        fail(f"{args.evaluate} does not match {', '.join(clash)}; drop those flags: the checkpoint carries them.")
+    if meta.get("env") not in ENVS or not isinstance(meta.get("n_agents"), int):
+        fail(f"{args.evaluate} does not say which environment it was trained on.")
+    trainer = rf.make_train(cfg, make_env(meta["env"], meta["n_agents"]))
+    state = load_or_fail(trainer, args.evaluate)
+    seeds = header["num_seeds"]
+    keys = jax.random.split(jax.random.key(args.seed + 1), seeds)
     returns = jax.jit(jax.vmap(lambda s, k: trainer.evaluate(s.actor_params, k)))(state, keys)
-    print(f"{args.evaluate}: return {float(jnp.mean(returns)):.2f} ± {float(jnp.std(returns)):.2f} over seeds")
+    print(
+        f"{args.evaluate}: {cfg.algorithm} on {meta['env']}, {seeds} seeds: "
+        f"return {float(jnp.mean(returns)):.2f} ± {float(jnp.std(returns)):.2f} over seeds"
+    )
 
 
 def plot(args: argparse.Namespace) -> None:
@@ -94,16 +177,22 @@ def plot(args: argparse.Namespace) -> None:
 
     out = pathlib.Path(args.out)
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for algo, colour in zip(rf.ALGORITHMS, ("tab:blue", "tab:orange", "tab:green"), strict=True):
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    found = 0
+    for i, algo in enumerate(rf.ALGORITHMS):
         path = out / f"{args.env}_{algo}.npz"
         if not path.exists():
             continue
+        found += 1
+        colour = colours[i % len(colours)]
         data = np.load(path)
         steps, returns = data["steps"], data["returns"]
         mean, std = np.nanmean(returns, 0), np.nanstd(returns, 0)
         label = f"{algo.upper()} ({int(data['seeds'])} seeds)"
         ax.plot(steps, mean, color=colour, label=label)
         ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.2)
+    if not found:
+        fail(f"no saved runs of {args.env} in {out}/ (train first, or pass --out).")
     if args.env == "simple_spread":
         ax.axhline(-80, color="grey", ls=":", label="uniform random ≈ −80")
         ax.axhline(-58, color="black", ls="--", lw=0.8, label="MAPPO published ≈ −58")
@@ -124,30 +213,51 @@ def plot(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algo", choices=[*rf.ALGORITHMS, "all"], default="happo")
-    parser.add_argument("--env", choices=["simple_spread", "parameter_sharing"], default="simple_spread")
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algo", choices=[*rf.ALGORITHMS, "all"], default=None, help="default happo")
+    parser.add_argument("--env", choices=ENVS, default=None, help="default simple_spread")
     parser.add_argument("--n-agents", type=int, default=None, help="3 for simple_spread, 4 for the game")
     parser.add_argument("--total-steps", type=int, default=10_000_000, help="environment steps per seed")
-    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=None, help="default 4")
     parser.add_argument("--seed", type=int, default=0, help="the key the seeds are split from")
     parser.add_argument("--num-envs", type=int, default=128)
     parser.add_argument("--chunk", type=int, default=50, help="iterations per jitted call between reports")
     parser.add_argument("--out", default="runs")
     parser.add_argument("--plot", action="store_true", help="only draw the learning curves of saved runs")
     parser.add_argument("--evaluate", metavar="CHECKPOINT", help="reload a checkpoint and play it")
+    parser.add_argument("--resume", action="store_true", help="continue <out>/<env>_<algo>.eqx to its total steps")
     args = parser.parse_args()
+    if args.evaluate:
+        evaluate(args)
+        return
+    args.algo = args.algo or "happo"
+    args.env = args.env or "simple_spread"
+    args.seeds = 4 if args.seeds is None else args.seeds
     if args.n_agents is None:
         args.n_agents = 3 if args.env == "simple_spread" else 4
+    minimum_agents = 1 if args.env == "simple_spread" else 2
+    if args.n_agents < minimum_agents or (args.env == "parameter_sharing" and args.n_agents % 2):
+        parser.error(
+            f"--n-agents must be {'an even number >= 2' if minimum_agents == 2 else '>= 1'}, got {args.n_agents}"
+        )
+    for flag, value in (("--seeds", args.seeds), ("--num-envs", args.num_envs), ("--chunk", args.chunk)):
+        if value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
+    one = steps_per_iteration(args.env, args.num_envs)
+    if args.total_steps < one and not (args.plot or args.resume):
+        parser.error(
+            f"--total-steps must be at least one iteration, --num-envs × {one // args.num_envs} = {one:,}, got {args.total_steps:,}"
+        )
     if args.plot:
         plot(args)
-    elif args.evaluate:
-        evaluate(args)
-    else:
-        for algo in rf.ALGORITHMS if args.algo == "all" else (args.algo,):
-            train(args, algo)
-        plot(args)
+        return
+    for algo in rf.ALGORITHMS if args.algo == "all" else (args.algo,):
+        train(args, algo)
+    plot(args)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        fail("interrupted (the last checkpoint written is complete; --resume continues from it)")

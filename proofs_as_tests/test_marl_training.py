@@ -214,3 +214,166 @@ def test_bad_training_inputs_are_refused():
         rf.cooperative_game_env("game")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`episode_length` must be an integer >= 1"):
         rf.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=0)
+
+
+# Faults: checkpoints, resumption, NaN, the command line ------------------------------------
+
+
+def _state_leaves(state):
+    out = []
+    for leaf in jax.tree.leaves(state):
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        out.append(np.asarray(leaf))
+    return out
+
+
+@standard_promotion
+def test_resumed_run_continues_exactly_as_the_uninterrupted_run(tmp_path):
+    """Four iterations of 2 seeds in chunks of 2, uninterrupted, against: two iterations, a save, a
+    new trainer that loads the checkpoint, and the remaining two. Metrics and final state are equal
+    bit for bit (CPU; the chunking and the checkpoint round trip change nothing)."""
+    trainer = game_trainer("happo", total_steps=512 * 4)
+    keys = jax.random.split(jax.random.key(3), 2)
+    state0 = jax.jit(jax.vmap(trainer.init))(keys)
+    full, history = rf.train_in_chunks(trainer, state0, num_iterations=4, chunk=2)
+    path = tmp_path / "run.eqx"
+    _, first = rf.train_in_chunks(trainer, state0, num_iterations=2, chunk=2, checkpoint=path)
+    header = rf.checkpoint_header(path)
+    assert header["num_seeds"] == 2 and header["steps"] == 2 * 512
+    assert rf.MARLConfig(**header["config"]) == trainer.config
+    again = game_trainer("happo", total_steps=512 * 4)
+    resumed, second = rf.train_in_chunks(again, again.load(path), num_iterations=2, chunk=1)
+    whole = [np.asarray(m.episode_return) for m in history]
+    parts = [np.asarray(m.episode_return) for m in first + second]
+    np.testing.assert_array_equal(np.concatenate(whole, 1), np.concatenate(parts, 1))
+    for a, b in zip(_state_leaves(full), _state_leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@standard_promotion
+def test_checkpoints_are_atomic_and_bad_files_are_one_clear_line(tmp_path, monkeypatch):
+    """An interrupted save (the rename fails) leaves the previous checkpoint intact and no temporary
+    file; a missing, truncated, foreign or mismatched file is refused with a `CheckpointError`
+    whose one-line message names the file."""
+    trainer = game_trainer("happo", total_steps=512 * 2)
+    state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), 2))
+    path = tmp_path / "run.eqx"
+    trainer.save(path, state, env="game")
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    moved = eqx_tree_add(state, 1.0)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save(path, moved)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.eqx"]
+
+    truncated = tmp_path / "truncated.eqx"
+    truncated.write_bytes(before[: len(before) // 2])
+    foreign = tmp_path / "foreign.eqx"
+    foreign.write_bytes(b"PK\x03\x04 not a checkpoint")
+    cases = [
+        (tmp_path / "missing.eqx", "does not exist"),
+        (truncated, "is truncated or corrupt"),
+        (foreign, "is not a checkpoint"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(rf.CheckpointError, match=message) as info:
+            trainer.load(bad)
+        assert str(bad) in str(info.value) and "\n" not in str(info.value)
+    other = game_trainer("hatrpo", total_steps=512 * 2)
+    with pytest.raises(rf.CheckpointError, match=r"algorithm='happo' \(here 'hatrpo'\)"):
+        other.load(path)
+    with pytest.raises(rf.CheckpointError, match="holds 2 seeds, not 4"):
+        trainer.load(path, num_seeds=4)
+
+
+def eqx_tree_add(state, x):
+    return jax.tree.map(lambda a: a + x if jnp.issubdtype(a.dtype, jnp.floating) else a, state)
+
+
+class NaNAfter(rf.CooperativeGameEnv):
+    """Proposition 1's game whose reward turns NaN after `after` steps of each environment."""
+
+    after: int = 0
+
+    def reset(self, key):
+        obs, inner = super().reset(key)
+        return obs, (inner, jnp.zeros((), jnp.int32))
+
+    def step(self, key, state, actions):
+        inner, count = state
+        obs, inner, reward, done = super().step(key, inner, actions)
+        reward = jnp.where(count >= self.after, jnp.nan, reward)
+        return obs, (inner, count + 1), reward, done
+
+
+@standard_promotion
+def test_nan_stops_training_naming_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path):
+    """The reward turns NaN during iteration 4 (each iteration is 8 steps per environment); with
+    chunks of 2 iterations the first chunk is saved, the second fails inside (the traced check of
+    GAE's rewards fires): `TrainingError` names iteration 4 and the checkpoint holding iteration 2,
+    and that checkpoint is left as it was."""
+    base = rf.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1)
+    env = NaNAfter(
+        base.P,
+        base.R,
+        base.rho0,
+        base.episode_length,
+        base.num_agents,
+        base.obs_size,
+        base.action_sizes,
+        after=8 * 3 + 2,
+    )
+    cfg = rf.MARLConfig(algorithm="happo", total_steps=64 * 8 * 6, num_envs=64, num_steps=8)
+    trainer = rf.make_train(cfg, env)
+    state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), 2))
+    path = tmp_path / "run.eqx"
+    with pytest.raises(rf.TrainingError) as info:
+        rf.train_in_chunks(trainer, state, num_iterations=6, chunk=2, checkpoint=path)
+    message = str(info.value)
+    assert message.startswith("training stopped at iteration 4: ")
+    assert "`rewards` must be finite" in message and "holds iteration 2" in message and str(path) in message
+    assert rf.checkpoint_header(path)["steps"] == 2 * 64 * 8
+
+
+CLI = pathlib.Path(__file__).resolve().parents[1] / "examples" / "train_marl.py"
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, str(CLI), *args], capture_output=True, text=True, cwd=cwd, check=False)
+
+
+def test_command_line_answers_bad_arguments_with_one_line(tmp_path):
+    """Each bad argument: exit status 2, one line on stderr naming the problem, no traceback; a
+    checkpoint carries its configuration, so `--evaluate` needs no other flag and refuses
+    contradicting ones; `--resume` of nothing names the missing checkpoint."""
+    good = run_cli(
+        "--env", "parameter_sharing", "--total-steps", "512", "--num-envs", "64", "--seeds", "2", cwd=tmp_path
+    )
+    assert good.returncode == 0, good.stderr[-2000:]
+    ckpt = tmp_path / "runs" / "parameter_sharing_happo.eqx"
+    (tmp_path / "truncated.eqx").write_bytes(ckpt.read_bytes()[:1000])
+    cases = [
+        (["--total-steps", "-5"], "--total-steps must be at least one iteration"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--evaluate", "missing.eqx"], "checkpoint 'missing.eqx' does not exist"),
+        (["--evaluate", "truncated.eqx"], "is truncated or corrupt"),
+        (["--evaluate", str(ckpt), "--seeds", "4"], "--seeds 4 (it has 2)"),
+        (["--evaluate", str(ckpt), "--algo", "hatrpo"], "--algo 'hatrpo' (it has 'happo')"),
+        (["--resume", "--env", "parameter_sharing", "--algo", "mappo"], "parameter_sharing_mappo.eqx' does not exist"),
+        (["--env", "nowhere"], "invalid choice"),
+    ]
+    for args, message in cases:
+        out = run_cli(*args, cwd=tmp_path)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, out.stderr)
+        assert "Traceback" not in out.stderr
+    played = run_cli("--evaluate", str(ckpt), cwd=tmp_path)
+    assert played.returncode == 0 and "happo on parameter_sharing, 2 seeds" in played.stdout, played.stderr

@@ -13,6 +13,12 @@ cooperative navigation (`simple_spread_env`, needs the `marl` extra) and any fin
 """
 
 import dataclasses
+import hashlib
+import io
+import json
+import os
+import pathlib
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -507,18 +513,213 @@ class Trainer:
         return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
     # ---- checkpoints ----------------------------------------------------------------------
-    def save(self, path: str, state: TrainState) -> None:
-        """Write `state` (one seed or a stack of seeds) with `equinox.tree_serialise_leaves`."""
-        eqx.tree_serialise_leaves(path, eqx.tree_at(lambda s: s.key, state, jax.random.key_data(state.key)))
+    def save(self, path: str | os.PathLike[str], state: TrainState, **metadata: Any) -> None:
+        """Write `state` (one seed or a stack of seeds) to `path`, atomically, with its configuration.
 
-    def load(self, path: str, num_seeds: int | None = None) -> TrainState:
-        """Read a state written by `save` (`num_seeds`: the leading seed axis it was saved with)."""
-        init = self.init if num_seeds is None else jax.vmap(self.init)
-        keys = jax.random.key(0) if num_seeds is None else jax.random.split(jax.random.key(0), num_seeds)
+        The file holds a header (the `MARLConfig`, the number of seeds, the environment steps done,
+        any JSON-able `metadata` such as the environment's name) and the state's arrays
+        (`equinox.tree_serialise_leaves`) with their length and SHA-256, so that `load` can refuse
+        a truncated or foreign file with one clear line. It is written to a temporary file in the
+        same folder and renamed over `path`, so an interrupted save never leaves a broken file.
+        """
+        leaves = eqx.tree_at(lambda s: s.key, state, jax.random.key_data(state.key))
+        buffer = io.BytesIO()
+        eqx.tree_serialise_leaves(buffer, leaves)
+        payload = buffer.getvalue()
+        steps = jnp.asarray(state.steps)
+        header = {
+            "format": CHECKPOINT_FORMAT,
+            "config": dataclasses.asdict(self.config),
+            "num_seeds": None if steps.ndim == 0 else int(steps.shape[0]),
+            "steps": int(jnp.max(steps)),
+            "metadata": metadata,
+            "payload_bytes": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+        }
+        _atomic_write(path, _encode_header(header) + payload)
+
+    def load(self, path: str | os.PathLike[str], num_seeds: int | None = None) -> TrainState:
+        """Read a state written by `save`; raise `CheckpointError` (one line) if it cannot be used.
+
+        The file's configuration must equal this trainer's (the error names the fields that
+        differ); `num_seeds`, if given, must equal the number of seeds it was saved with.
+        """
+        header, payload = _read_checkpoint(path)
+        saved = header["config"]
+        mine = dataclasses.asdict(self.config)
+        diff = [f"{k}={saved.get(k)!r} (here {v!r})" for k, v in mine.items() if saved.get(k) != v]
+        if diff:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was written with another configuration: {', '.join(diff)}."
+            )
+        seeds = header["num_seeds"]
+        if num_seeds is not None and num_seeds != seeds:
+            raise CheckpointError(f"checkpoint {str(path)!r} holds {seeds} seeds, not {num_seeds}.")
+        init = self.init if seeds is None else jax.vmap(self.init)
+        keys = jax.random.key(0) if seeds is None else jax.random.split(jax.random.key(0), seeds)
         like = eqx.filter_eval_shape(init, keys)
         like = eqx.tree_at(lambda s: s.key, like, jax.eval_shape(jax.random.key_data, like.key))
-        state = eqx.tree_deserialise_leaves(path, like)
+        try:
+            state = eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
+        except Exception as err:  # a payload that hashes right but does not fit this trainer's state
+            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this trainer's state: {err}") from None
         return eqx.tree_at(lambda s: s.key, state, jax.random.wrap_key_data(state.key))
+
+
+CHECKPOINT_FORMAT = 1
+_MAGIC = b"reference-marl-checkpoint\n"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not match: its message is one line naming the file."""
+
+
+class TrainingError(RuntimeError):
+    """Training stopped on a non-finite value: the message names the iteration and the last good checkpoint."""
+
+
+def _encode_header(header: dict[str, Any]) -> bytes:
+    text = json.dumps(header, sort_keys=True).encode()
+    return _MAGIC + len(text).to_bytes(8, "little") + text
+
+
+def _atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    target = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
+    name = repr(str(path))
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {name} does not exist.") from None
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {name} cannot be read: {err.strerror or err}.") from None
+    if not data.startswith(_MAGIC):
+        raise CheckpointError(f"{name} is not a checkpoint written by reference's Trainer.save.")
+    start = len(_MAGIC) + 8
+    size = int.from_bytes(data[len(_MAGIC) : start], "little")
+    try:
+        header = json.loads(data[start : start + size])
+    except ValueError:
+        raise CheckpointError(f"checkpoint {name} is truncated or corrupt (its header cannot be read).") from None
+    if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {name} has an unknown format (expected {CHECKPOINT_FORMAT}).")
+    payload = data[start + size :]
+    if len(payload) != header["payload_bytes"]:
+        expected = header["payload_bytes"]
+        raise CheckpointError(
+            f"checkpoint {name} is truncated or corrupt: {len(payload)} bytes of arrays, expected {expected}."
+        )
+    if hashlib.sha256(payload).hexdigest() != header["sha256"]:
+        raise CheckpointError(f"checkpoint {name} is corrupt: its arrays do not match their SHA-256.")
+    return header, payload
+
+
+def checkpoint_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a checkpoint written by `Trainer.save` says of itself, without loading its arrays.
+
+    A dict with `config` (the `MARLConfig` as a dict; `MARLConfig(**header["config"])` rebuilds
+    it), `num_seeds` (`None` for one unbatched seed), `steps` (environment steps done per seed) and
+    `metadata` (what the caller passed to `save`). Raises `CheckpointError` (one line naming the
+    file) if the file is missing, truncated, corrupt or not a checkpoint.
+    """
+    return _read_checkpoint(path)[0]
+
+
+def train_in_chunks(
+    trainer: Trainer,
+    state: TrainState,
+    *,
+    num_iterations: int,
+    chunk: int,
+    checkpoint: str | os.PathLike[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    on_chunk: Callable[[TrainState, Metrics], None] | None = None,
+) -> tuple[TrainState, list[Metrics]]:
+    """Train a batch of seeds in jitted chunks, checkpointing after each, stopping on NaN.
+
+    Runs `num_iterations` iterations of `state` (which has a leading seed axis) in jitted chunks
+    of at most `chunk` iterations, saving `checkpoint` after each chunk.
+
+    After each chunk the state's arrays are checked: if a loss or a parameter became NaN or
+    infinite (or a traced input check of the library fired inside the chunk), training stops with
+    `TrainingError` naming the first bad iteration (found by replaying the chunk one iteration at a
+    time from the last good state, which is deterministic) and the last good checkpoint, which is
+    left as it was. `on_chunk(state, metrics)` is called after each good chunk (e.g. to report
+    progress). Returns the final state and the list of each chunk's metrics (stacked over
+    iterations, with a leading seed axis).
+
+    The iterations are exactly those of `trainer.run(state, num_iterations)`, whatever `chunk`
+    is, so a run resumed from a checkpoint continues as the uninterrupted run would.
+    """
+    where = "train_in_chunks"
+    check_positive_int(num_iterations, "num_iterations", where, 0)
+    check_positive_int(chunk, "chunk", where)
+    runs: dict[int, Callable[[TrainState], tuple[TrainState, Metrics]]] = {}
+    done, history = 0, []
+    while done < num_iterations:
+        k = min(chunk, num_iterations - done)
+        if k not in runs:
+            runs[k] = jax.jit(jax.vmap(lambda s, k=k: trainer.run(s, k)))
+        try:
+            new_state, metrics = jax.block_until_ready(runs[k](state))
+            problem = None if _all_finite(new_state) else "a parameter or optimiser state became NaN or infinite"
+        except Exception as err:  # a traced check inside the chunk (equinox's runtime error)
+            new_state, metrics, problem = state, None, _first_line(err)
+        if problem is not None or metrics is None:
+            first = _first_bad_iteration(trainer, state, k)
+            kept = (
+                f"the last good checkpoint, {str(checkpoint)!r}, holds iteration {done}"
+                if checkpoint
+                else "no checkpoint was asked for"
+            )
+            raise TrainingError(f"training stopped at iteration {done + first}: {problem}; {kept}.")
+        state, done = new_state, done + k
+        history.append(metrics)
+        if checkpoint is not None:
+            trainer.save(checkpoint, state, **(metadata or {}))
+        if on_chunk is not None:
+            on_chunk(state, metrics)
+    return state, history
+
+
+def _all_finite(tree: Any) -> bool:
+    leaves = [x for x in jax.tree.leaves(tree) if eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)]
+    return all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+
+
+def _first_line(err: BaseException) -> str:
+    """The library's own message inside an XLA runtime error, else the error's first line."""
+    text = str(err)
+    for line in text.splitlines():
+        if "(checked at run time" in line:
+            return line.split("EquinoxRuntimeError: ")[-1].strip().rstrip(".")
+    return (text.strip().splitlines() or [type(err).__name__])[0].rstrip(".")
+
+
+def _first_bad_iteration(trainer: Trainer, state: TrainState, k: int) -> int:
+    """1-based index, within a chunk of `k` iterations from `state`, of the first bad iteration."""
+    step = jax.jit(jax.vmap(trainer.step))
+    for i in range(1, k + 1):
+        try:
+            state, _ = jax.block_until_ready(step(state))
+        except Exception:
+            return i
+        if not _all_finite(state):
+            return i
+    return k
 
 
 def _mlp(key: Array, cfg: MARLConfig, in_size: int, out_size: int, last_scale: float) -> eqx.nn.MLP:
