@@ -86,7 +86,39 @@ def enforce(x: T, value: ArrayLike, rules: Sequence[Rule]) -> T:
         return x
     arr = jnp.asarray(value)
     flags = jnp.stack([jnp.any(bad(jnp, arr)) for bad, _, _ in rules])
-    return eqx.branched_error_if(x, jnp.any(flags), jnp.argmax(flags), [m + TRACED + "." for _, m, _ in rules])
+    return _thread(x, jnp.any(flags), jnp.argmax(flags), [m + TRACED + "." for _, m, _ in rules])
+
+
+def _thread(x: T, pred: Array, index: Array, msgs: list[str]) -> T:
+    """Attach a runtime error to `x` so that any computation using `x` waits for the check.
+
+    `equinox.error_if` returns its argument through a `lax.cond`, which copies it: for a large
+    array that copy costs as much as a pass over the data. So the error is attached to a scalar
+    zero, which is then subtracted from every floating or integer leaf of `x` (an exact identity:
+    x − (+0) = x for every x, signed zeros and NaN included) — an elementwise operation that XLA
+    fuses into whatever consumes `x`.
+    """
+    leaves = [leaf for leaf in jax.tree.leaves(x) if eqx.is_array(leaf)]
+    if all(leaf.size <= 64 for leaf in leaves):
+        return eqx.branched_error_if(x, pred, index, msgs)
+    token = eqx.branched_error_if(jnp.zeros((), jnp.int32), pred, index, msgs)
+
+    attached = False
+
+    def attach(leaf: Any) -> Any:
+        nonlocal attached
+        if not eqx.is_array(leaf):
+            return leaf
+        if jnp.issubdtype(leaf.dtype, jnp.floating) or jnp.issubdtype(leaf.dtype, jnp.integer):
+            attached = True
+            return leaf - token.astype(leaf.dtype)
+        if leaf.dtype == jnp.bool_:
+            attached = True
+            return leaf ^ token.astype(jnp.bool_)
+        return leaf
+
+    out = jax.tree.map(attach, x)
+    return out if attached else eqx.branched_error_if(x, pred, index, msgs)
 
 
 def _entry(name: str) -> Callable[[np.ndarray, np.ndarray, tuple[int, ...]], str]:

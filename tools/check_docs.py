@@ -1,0 +1,121 @@
+"""Open every page of the built docs in headless Chromium with the network cut off, and fail if
+anything a reader would miss is missing.
+
+    mkdocs build --strict --site-dir site && python tools/check_docs.py site
+
+For each page (`*/index.html`): every request other than to the site's own files is blocked and
+reported (a page must load nothing from the network); no formula is left as raw TeX (`\\(`,
+`\\[`, `$$` in the visible text) and every MathML formula has a rendered size; every image has
+loaded (non-zero natural width); every API block written as `::: reference.name` in the page's
+source rendered a documented object with its signature. Screenshots of two pages are written to
+`<site>/_screenshots/` for the record. Uses Playwright's Python driver with the system's Chromium
+(`/usr/bin/chromium`, Debian's `chromium` package; or `--chromium PATH`). Exit status 1 on any
+problem, one line per problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import re
+import sys
+
+SCREENSHOTS = ("mdp/index.html", "trust_region/index.html")
+TEX_COMMAND = re.compile(r"\\(?:frac|tfrac|bar|pi|sum|prod|mathbb|mathcal|mathrm|gamma|ge|le|max|min|text|Big|big|left|right|cdot|hat|rho|lambda|delta|epsilon|theta|nabla|mid|infty)\b")
+
+
+def source_blocks(docs: pathlib.Path, page: str) -> int:
+    """The number of `::: reference.x` API blocks in the Markdown source of a built page."""
+    name = "index.md" if page == "index.html" else page.replace("/index.html", ".md")
+    src = docs / name
+    return len(re.findall(r"^::: reference\.", src.read_text(), re.M)) if src.exists() else 0
+
+
+def check(site: pathlib.Path, docs: pathlib.Path, chromium: str) -> list[str]:
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("index.html"))
+    shots = site / "_screenshots"
+    shots.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
+        for page_name in pages:
+            page = context.new_page()
+            external: list[str] = []
+
+            def route(r, external=external):
+                if r.request.url.startswith("file://"):
+                    r.continue_()
+                else:
+                    external.append(r.request.url)
+                    r.abort()
+
+            page.route("**/*", route)
+            page.goto((site / page_name).resolve().as_uri(), wait_until="load")
+            for url in sorted(set(external)):
+                problems.append(f"{page_name}: loads an external URL: {url}")
+            text = page.inner_text("article") if page.query_selector("article") else page.inner_text("body")
+            raw = [m for m in ("\\(", "\\[", "$$") if m in text]
+            if raw:
+                problems.append(f"{page_name}: a formula is left unrendered (raw {', '.join(raw)} in the text)")
+            # TeX commands anywhere a reader sees text (navigation and table of contents included),
+            # except in code blocks, where a backslash is code
+            prose = page.evaluate(
+                "(() => { const b = document.body.cloneNode(true);"
+                " b.querySelectorAll('pre, code, math, script, style').forEach(e => e.remove());"
+                " return b.innerText; })()"
+            )
+            for command in sorted(set(re.findall(TEX_COMMAND, prose))):
+                problems.append(f"{page_name}: raw TeX in the text: {command}")
+            unsized = page.evaluate(
+                "Array.from(document.querySelectorAll('math')).filter(m => {"
+                " const r = m.getBoundingClientRect(); return r.width === 0 || r.height === 0;"
+                " }).filter(m => m.offsetParent !== null).length"
+            )
+            if unsized:
+                problems.append(f"{page_name}: {unsized} MathML formulas have no rendered size")
+            broken = page.evaluate(
+                "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+            )
+            for src in broken:
+                problems.append(f"{page_name}: an image did not load: {src}")
+            wanted = source_blocks(docs, page_name)
+            found = page.evaluate("document.querySelectorAll('div.doc.doc-object').length")
+            signatures = page.evaluate("document.querySelectorAll('.doc-signature').length")
+            if found < wanted:
+                problems.append(f"{page_name}: {wanted} API blocks in the source, {found} rendered")
+            if wanted and signatures == 0:
+                problems.append(f"{page_name}: the API blocks have no signatures")
+            if page_name in SCREENSHOTS:
+                page.screenshot(path=str(shots / (page_name.split("/")[0] + ".png")), full_page=False)
+            page.close()
+        browser.close()
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Check the built docs offline in headless Chromium.")
+    parser.add_argument("site", help="the built site (mkdocs build --site-dir SITE)")
+    parser.add_argument("--docs", default="docs", help="the Markdown sources (default docs/)")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium binary")
+    args = parser.parse_args()
+    site, docs = pathlib.Path(args.site), pathlib.Path(args.docs)
+    if not (site / "index.html").exists():
+        sys.exit(f"check_docs.py: error: {site} has no index.html (build the site first)")
+    if not pathlib.Path(args.chromium).exists():
+        sys.exit(f"check_docs.py: error: no Chromium at {args.chromium} (apt-get install chromium)")
+    problems = check(site, docs, args.chromium)
+    for p in problems:
+        print(p)
+    pages = len(list(site.rglob("index.html")))
+    print(f"check_docs: {pages} pages, {len(problems)} problems; screenshots in {site / '_screenshots'}")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
