@@ -173,9 +173,8 @@ def test_float32_gae_and_clip_are_finite_and_close(gamma, scale, seed):
     a32 = rf.generalized_advantage_estimate(
         jnp.asarray(r), jnp.asarray(v), jnp.asarray(d), np.float32(gamma), np.float32(lam)
     )
-    a64 = rf.generalized_advantage_estimate(
-        *(jnp.asarray(x, jnp.float64) for x in (r, v, d)), float(np.float32(gamma)), float(np.float32(lam))
-    )
+    r64, v64, d64 = (jnp.asarray(x, jnp.float64) for x in (r, v, d))
+    a64 = rf.generalized_advantage_estimate(r64, v64, d64, float(np.float32(gamma)), float(np.float32(lam)))
     delta_max = np.max(np.abs(r)) + 2 * np.max(np.abs(v))
     close(
         a32,
