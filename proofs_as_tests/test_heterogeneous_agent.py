@@ -347,3 +347,43 @@ def test_exact_computation_at_six_agents_three_actions_twenty_states():
     np.testing.assert_allclose(whole, total, rtol=0, atol=1e-10)
     history = rf.multi_agent_policy_iteration(jax.random.key(2), game, pis, 1)
     assert joint_J(game, [h[1] for h in history]) >= joint_J(game, pis) - 1e-10
+
+
+def test_simultaneous_updates_can_lower_the_return():
+    """A37, C28 (Kuba et al., Fig. 1): with r = a¹a² and unit-variance Gaussian policies, each
+    agent's trust-region step is checked independently — the KL of two Gaussians by numerical
+    integration equals ½Δμ² and the step sits on the KL boundary; a grid search over the feasible
+    means finds no better objective; J = E[a¹a²] by Gauss–Hermite quadrature (exact for this
+    polynomial) — and the simultaneous update lowers J while the sequential one raises it."""
+    from scipy import integrate
+
+    ex = rf.simultaneous_update_counterexample(jnp.asarray([-0.25, 0.25]), 0.5)
+    old, sim, seq = (np.asarray(m) for m in (ex.old_means, ex.simultaneous_means, ex.sequential_means))
+
+    def kl(m0, m1):
+        f = lambda x: np.exp(-0.5 * (x - m0) ** 2) / np.sqrt(2 * np.pi) * 0.5 * ((x - m1) ** 2 - (x - m0) ** 2)
+        return integrate.quad(f, -np.inf, np.inf, epsabs=1e-13)[0]
+
+    def best_step(mu, other):
+        grid = mu + np.linspace(-1, 1, 20001)  # |Δμ| ≤ √(2δ) = 1
+        feasible = grid[np.abs(grid - mu) <= 1 + 1e-12]
+        return feasible[np.argmax(feasible * other)]
+
+    nodes, weights = np.polynomial.hermite_e.hermegauss(8)  # E over N(0, 1)
+
+    def J(means):
+        a1, a2 = means[0] + nodes[:, None], means[1] + nodes[None, :]
+        return float(np.sum(weights[:, None] * weights[None, :] * a1 * a2) / (2 * np.pi))
+
+    for new, mu, other in (
+        (sim[0], old[0], old[1]),
+        (sim[1], old[1], old[0]),
+        (seq[0], old[0], old[1]),
+        (seq[1], old[1], seq[0]),
+    ):
+        assert abs(kl(mu, new) - 0.5) < 1e-9  # on the boundary of the KL ball
+        assert abs(best_step(mu, other) - new) < 1e-4
+    assert abs(J(old) - float(ex.old_return)) < 1e-12
+    assert abs(J(sim) - float(ex.simultaneous_return)) < 1e-12
+    assert abs(J(seq) - float(ex.sequential_return)) < 1e-12
+    assert J(sim) < J(old) < J(seq)

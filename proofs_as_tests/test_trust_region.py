@@ -66,6 +66,25 @@ def test_trpo_lower_bound_holds(case):
     assert abs(J_bar - L) <= tv_two_sided_bound(mdp, pi, pi_bar) + t
 
 
+@given(mdp_and_policy_pair(max_gamma=0.95))
+def test_surrogate_error_bound_is_the_closed_form(case):
+    """A25: `surrogate_error_bound` equals 4α²γε/((1−γ)(1−γ(1−α))) computed in numpy from an
+    independently solved A_π (np.linalg.solve of the Bellman system), α the max TV distance and
+    ε = max|A_π| — this pins every constant (the 4, γ, the max) — and it bounds |J(π̄) − L_π(π̄)|."""
+    mdp, pi, pi_bar = case
+    P, R, g = np.asarray(mdp.P), np.asarray(mdp.R), float(mdp.gamma)
+    p = np.asarray(pi)
+    S = P.shape[0]
+    V = np.linalg.solve(np.eye(S) - g * np.einsum("sa,sat->st", p, P), (p * R).sum(1))
+    A = R + g * P @ V - V[:, None]
+    alpha = 0.5 * np.abs(p - np.asarray(pi_bar)).sum(1).max()
+    expected = 4 * alpha**2 * g * np.abs(A).max() / ((1 - g) * (1 - g * (1 - alpha)))
+    got = float(rf.surrogate_error_bound(mdp, pi, pi_bar))
+    assert abs(got - expected) <= 1e-9 * (1 + abs(expected))
+    t = tol(rf.state_values(mdp, pi), rf.state_values(mdp, pi_bar), rel=1e-9)
+    assert abs(float(rf.expected_return(mdp, pi_bar)) - float(rf.surrogate_objective(mdp, pi, pi_bar))) <= got + t
+
+
 def _negative_control_instance(key):
     """A random 3-state MDP (γ = 0.5) and a small random step π → π̄ (scale 0.03)."""
     k1, k2, k3 = jax.random.split(key, 3)

@@ -27,6 +27,7 @@ from ._heterogeneous_agent import (
 )
 from ._markov_game import (
     CooperativeGame as CooperativeGame,
+    SimultaneousUpdateExample as SimultaneousUpdateExample,
     joint_action_mdp as joint_action_mdp,
     joint_policy as joint_policy,
     marginal_action_values as marginal_action_values,
@@ -36,6 +37,7 @@ from ._markov_game import (
     nash_gap as nash_gap,
     parameter_sharing_game as parameter_sharing_game,
     random_game as random_game,
+    simultaneous_update_counterexample as simultaneous_update_counterexample,
 )
 from ._marl_training import (
     ALGORITHMS as ALGORITHMS,
@@ -85,6 +87,7 @@ from ._trust_region import (
     monotonic_policy_iteration as monotonic_policy_iteration,
     penalty_coefficient as penalty_coefficient,
     performance_difference as performance_difference,
+    surrogate_error_bound as surrogate_error_bound,
     surrogate_objective as surrogate_objective,
     trpo_lower_bound as trpo_lower_bound,
 )
@@ -108,6 +111,7 @@ __all__ = [
     "MARLConfig",
     "Metrics",
     "MultiAgentEnv",
+    "SimultaneousUpdateExample",
     "TrainState",
     "Trainer",
     "TrainingError",
@@ -163,7 +167,9 @@ __all__ = [
     "random_mdp",
     "sample_trajectory",
     "simple_spread_env",
+    "simultaneous_update_counterexample",
     "state_values",
+    "surrogate_error_bound",
     "surrogate_objective",
     "train_in_chunks",
     "trpo_lower_bound",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -27,7 +28,9 @@ from ._checks import (
     check_finite,
     check_gamma,
     check_positive_int,
+    check_positive_scalar,
     check_shape,
+    check_where,
 )
 from ._mdp import FiniteMDP
 from ._trust_region import _penalty_from_advantages, kl_divergence
@@ -492,3 +495,65 @@ def parameter_sharing_game(num_agents: int, gamma: ScalarLike = 0.0) -> Cooperat
     R[(0,) + (1,) * half + (0,) * half] = 1.0
     P = np.ones((1,) + (2,) * n + (1,))
     return CooperativeGame(P, R, gamma, np.ones(1))
+
+
+class SimultaneousUpdateExample(NamedTuple):
+    """What `simultaneous_update_counterexample` returns (means of the two agents' Gaussians)."""
+
+    old_means: Float[Array, " 2"]
+    r"""$(\mu^1, \mu^2)$ before the update."""
+    simultaneous_means: Float[Array, " 2"]
+    """Both agents step at once, each against the other's OLD policy."""
+    sequential_means: Float[Array, " 2"]
+    """Agent 1 steps, then agent 2 against agent 1's NEW policy (Algorithm 1's order)."""
+    old_return: Float[Array, ""]
+    r"""$J = \mu^1\mu^2$ before the update."""
+    simultaneous_return: Float[Array, ""]
+    """$J$ after the simultaneous update (lower than before)."""
+    sequential_return: Float[Array, ""]
+    """$J$ after the sequential update (higher than before)."""
+
+
+@jaxtyped(typechecker=beartype)
+def simultaneous_update_counterexample(
+    means: Float[ArrayLike, " 2"] = (-0.25, 0.25), delta: ScalarLike = 0.5
+) -> SimultaneousUpdateExample:
+    r"""Kuba et al.'s Figure 1: independent trust-region steps that LOWER the joint return.
+
+    Two agents, reward $r(a^1, a^2) = a^1 a^2$, policies $\mathcal N(\mu^i, 1)$, so
+    $J = \mathbb E[a^1a^2] = \mu^1\mu^2$. Each agent takes the exact trust-region step
+
+    $$\mu^i_{\text{new}} = \arg\max_{\mu}\ \mu\,\mu^{j}\quad\text{s.t.}\quad
+      D_{KL}\big(\mathcal N(\mu^i,1)\,\|\,\mathcal N(\mu,1)\big) = \tfrac12(\mu-\mu^i)^2 \le \delta,
+      \qquad \mu^i_{\text{new}} = \mu^i + \operatorname{sign}(\mu^j)\sqrt{2\delta},$$
+
+    where $\mu^j$ is the other agent's mean: its OLD one when both step at once (simultaneous,
+    independent learners), its NEW one when agent 2 steps after agent 1 (the sequential scheme of
+    Algorithm 1). From $(-0.25, 0.25)$ with $\delta = 0.5$ the simultaneous update goes to
+    $(0.75, -0.75)$, $J$ from $-0.0625$ to $-0.5625$; the sequential one to $(0.75, 1.25)$,
+    $J = 0.9375$. Kuba et al. (2022) §2.3, Figure 1. Notes A37 and correction C28 (why
+    simultaneous updates lose the monotonic-improvement guarantee).
+
+    **Arguments:** `means`: $(\mu^1, \mu^2)$, both non-zero; `delta`: the KL radius $\delta > 0$.
+
+    **Returns:** a `SimultaneousUpdateExample` (proved in
+    `proofs_as_tests/test_heterogeneous_agent.py::test_simultaneous_updates_can_lower_the_return`).
+
+    Examples:
+        >>> import reference as rf
+        >>> ex = rf.simultaneous_update_counterexample()
+        >>> [round(float(x), 4) for x in (ex.old_return, ex.simultaneous_return, ex.sequential_return)]
+        [-0.0625, -0.5625, 0.9375]
+    """
+    where = "simultaneous_update_counterexample"
+    mu = as_float_array(means, "means")
+    check_shape(mu, (2,), "means", where, "[2]")
+    mu = check_finite(mu, "means", where)
+    mu = check_where(mu, mu, lambda xp, x: x == 0, f"{where}: `means` must be non-zero (the step's direction)", "means")
+    d = check_positive_scalar(delta, "delta", where, "the KL radius").astype(mu.dtype)
+    radius = jnp.sqrt(2.0 * d)
+    simultaneous = jnp.stack([mu[0] + jnp.sign(mu[1]) * radius, mu[1] + jnp.sign(mu[0]) * radius])
+    first = mu[0] + jnp.sign(mu[1]) * radius
+    sequential = jnp.stack([first, mu[1] + jnp.sign(first) * radius])
+    J = lambda m: m[0] * m[1]
+    return SimultaneousUpdateExample(mu, simultaneous, sequential, J(mu), J(simultaneous), J(sequential))

@@ -211,6 +211,42 @@ def trpo_lower_bound(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"], pi_bar: Float[
     return surrogate_objective(mdp, pi_arr, pi_bar_arr) - penalty
 
 
+@jaxtyped(typechecker=beartype)
+def surrogate_error_bound(
+    mdp: FiniteMDP, pi: Float[ArrayLike, "S A"], pi_bar: Float[ArrayLike, "S A"]
+) -> Float[Array, ""]:
+    r"""The two-sided bound on how far the surrogate is from the true objective (TRPO App. A).
+
+    $$ig|J(ar\pi) - L_\pi(ar\pi)ig| \;\le\;
+      rac{4lpha^2\gamma\,\epsilon_A}{(1-\gamma)\,(1-\gamma(1-lpha))}
+      \;\le\; rac{4\gamma\,\epsilon_A}{(1-\gamma)^2}\,lpha^2,\qquad
+      lpha = D^{\max}_{TV}(\pi,ar\pi),\ \ \epsilon_A = \max_{s,a}|A_\pi(s,a)|$$
+
+    Notes A25 (the claim that $L pprox J$ for nearby policies, made precise). Schulman et al.
+    (2015) App. A, eqs. (41)–(45). The right-hand form is the TV version of Theorem 1 (A24):
+    $J(ar\pi) \ge L_\pi(ar\pi) - Clpha^2$.
+
+    **Arguments:** `mdp`; `pi` (old); `pi_bar` (new).
+
+    **Returns:** the bound (a scalar $\ge 0$; zero when $\gamma = 0$ or $\pi = ar\pi$), proved in
+    `proofs_as_tests/test_trust_region.py::test_trpo_lower_bound_holds`.
+
+    Examples:
+        >>> import jax.numpy as jnp, reference as rf
+        >>> mdp = rf.gridworld_4x3()
+        >>> pi = jnp.full((12, 4), 0.25)
+        >>> float(rf.surrogate_error_bound(mdp, pi, pi))
+        0.0
+    """
+    where = "surrogate_error_bound"
+    pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, where)
+    pi_bar_arr = check_policy(pi_bar, mdp.num_states, mdp.num_actions, where, "pi_bar")
+    eps = jnp.max(jnp.abs(advantages(mdp, pi_arr)))
+    alpha = max_total_variation(pi_arr, pi_bar_arr)
+    g = mdp.gamma
+    return 4.0 * alpha**2 * g * eps / ((1.0 - g) * (1.0 - g * (1.0 - alpha)))
+
+
 class TrustRegionStep(NamedTuple):
     """What `exact_trust_region_step` returns: the maximiser, its KL budget and multipliers.
 
