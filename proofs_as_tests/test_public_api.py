@@ -84,12 +84,16 @@ def test_all_is_exactly_the_public_namespace():
     assert set(rf.__all__) == public - modules
 
 
+# Training infrastructure, not an equation of the notes: documented, but with no formula to show.
+TOOLING = {"checkpoint_header", "train_in_chunks"}
+
+
 @pytest.mark.parametrize("name", sorted(rf.__all__))
 def test_every_public_name_is_documented_with_equation_and_source(name):
     doc = inspect.getdoc(getattr(rf, name)) or ""
     assert len(doc) > 40, f"{name} has no real docstring"
     obj = getattr(rf, name)
-    if inspect.isfunction(obj) or obj in (rf.FiniteMDP, rf.CooperativeGame):
+    if (inspect.isfunction(obj) and name not in TOOLING) or obj in (rf.FiniteMDP, rf.CooperativeGame):
         assert "$$" in doc, f"{name}: no displayed equation"
         assert re.search(r"Notes A\d+|notes' items? A\d+|Notes A\d+[a-z]", doc), f"{name}: no A-number"
 
