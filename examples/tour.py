@@ -105,7 +105,7 @@ def section_1(mdp: rf.FiniteMDP) -> jax.Array:
 
 
 def section_2(mdp: rf.FiniteMDP, actions: jax.Array) -> None:
-    print("\n§2 价值函数、目标与优势 (values, objective, advantage) — notes A15–A19")
+    print("\n§2 状态价值函数, 策略目标函数, 优势函数 (values, objective, advantage) — notes A15–A19")
     logits = jax.random.normal(jax.random.key(0), (mdp.num_states, mdp.num_actions))
     pi = 0.7 * rf.one_hot_policy(actions, mdp.num_actions) + 0.3 * jax.nn.softmax(logits, axis=-1)
     print("  a soft policy π: 70% the optimal arrow, 30% a random softmax")

@@ -95,7 +95,7 @@ def mdp_and_policy(draw: st.DrawFn, kinds: tuple[str, ...] = POLICY_KINDS, **mdp
 
 
 def tol(*xs: object, rel: float = 1e-9) -> float:
-    """MATH.md §0.8: a tolerance `rel * (1 + max |x|)` for comparing float64 results."""
+    """A tolerance `rel * (1 + max |x|)` for comparing float64 results."""
     scale = max(float(np.max(np.abs(np.asarray(x)))) if np.size(np.asarray(x)) else 0.0 for x in xs)
     return rel * (1.0 + scale)
 
@@ -103,7 +103,7 @@ def tol(*xs: object, rel: float = 1e-9) -> float:
 @st.composite
 def policy_pairs(draw: st.DrawFn, S: int, A: int):
     """(π, π̄) with full support: π = softmax(θ), π̄ = softmax(θ + scale·N(0, 1)), scale in
-    {0.01, 0.1, 1, 3} (MATH.md §B: both tiny and far-apart steps)."""
+    {0.01, 0.1, 1, 3} (both tiny and far-apart steps)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     scale = draw(st.sampled_from([0.01, 0.1, 1.0, 3.0]))
     theta = rng.uniform(-3, 3, size=(S, A))

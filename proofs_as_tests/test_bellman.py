@@ -1,4 +1,4 @@
-"""Notes §1 (马可夫决策过程): Bellman equations, value and policy iteration. MATH.md B1–B6."""
+"""Notes §1 (马可夫决策过程): Bellman equations, value and policy iteration. Catalogue items B1–B6 (`docs/notes.md`)."""
 
 import itertools
 import math

@@ -1,5 +1,5 @@
 """Notes §4 HATRPO/HAPPO: Algorithm 1, Proposition 1, MAPPO, Proposition 3, HAPPO and HATRPO.
-MATH.md B15, B21–B24."""
+Catalogue items B15, B21–B24 (`docs/notes.md`)."""
 
 import functools
 import itertools

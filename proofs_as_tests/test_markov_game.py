@@ -1,5 +1,5 @@
 """Notes §4 (信赖域算法在MARL中的应用): multi-agent values, advantages, surrogates and Lemma 2.
-MATH.md B16–B20."""
+Catalogue items B16–B20 (`docs/notes.md`)."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""Notes §3: PPO's clipped objective and GAE. MATH.md B14, B25."""
+"""Notes §3: PPO's clipped objective and GAE. Catalogue items B14, B25 (`docs/notes.md`)."""
 
 import itertools
 

@@ -9,7 +9,8 @@ import pytest
 
 import reference as rf
 
-# SPEC.md "Public API": name -> leading positional parameters, in order.
+# The public API's contract (code outside the project relies on it): name -> leading positional
+# parameters, in order.
 SPEC_SIGNATURES = {
     "FiniteMDP": ["P", "R", "gamma", "rho0"],
     "random_mdp": ["key", "num_states", "num_actions", "gamma"],

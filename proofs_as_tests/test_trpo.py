@@ -1,4 +1,4 @@
-"""Notes §3: the Fisher matrix, the natural-gradient step and the TRPO update. MATH.md B13."""
+"""Notes §3: the Fisher matrix, the natural-gradient step and the TRPO update. Catalogue item B13 (`docs/notes.md`)."""
 
 import equinox as eqx
 import jax

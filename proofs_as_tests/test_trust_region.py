@@ -1,4 +1,4 @@
-"""Notes §3 (信赖域算法): the surrogate, the TRPO bound, the exact MM iteration. MATH.md B8–B12."""
+"""Notes §3 (信赖域算法): the surrogate, the TRPO bound, the exact MM iteration. Catalogue items B8–B12 (`docs/notes.md`)."""
 
 import jax
 import jax.numpy as jnp
@@ -104,7 +104,7 @@ def _normalised_violation(key):
 
 
 def test_normalised_visitation_breaks_the_bound():
-    """B10 negative control (MATH.md §0.2, C8): with the NORMALISED (1−γ)ρ_π in the surrogate,
+    """B10 negative control (C8): with the NORMALISED (1−γ)ρ_π in the surrogate,
     the bound fails on some random instance; the same instances satisfy it with the
     unnormalised ρ_π. So the convention matters and the bound test would notice a wrong ρ."""
     keys = jax.random.split(jax.random.key(2024), 1000)
@@ -158,7 +158,7 @@ def penalised_objective(w, a, p, C, q):
 
 @given(st.integers(1, 5), st.integers(2, 5), st.data())
 def test_exact_step_is_the_maximiser(S, A, data):
-    """MATH.md §F, B12: exact_trust_region_step returns the maximiser of
+    """A26, B12: exact_trust_region_step returns the maximiser of
     Σ_s w_s⟨q_s, a_s⟩ − C·max_s D_KL(p_s‖q_s): every active state's KL equals the budget δ*,
     the KKT residual Σ_s w_s λ_s − C vanishes, and no random perturbation scores higher."""
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))

@@ -1,4 +1,4 @@
-"""Notes §2: values, objective, advantage, visitation (A15–A19). MATH.md B1, B7, B9."""
+"""Notes §2: values, objective, advantage, visitation (A15–A19). Catalogue items B1, B7, B9 (`docs/notes.md`)."""
 
 import jax
 import jax.numpy as jnp

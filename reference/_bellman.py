@@ -46,7 +46,7 @@ def policy_transition_matrix(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Flo
 
     $$P_\pi(s, s') = \sum_a \pi(a\mid s)\, P_{sa}(s')$$
 
-    Notes A9 (matrix form $V^\pi = r_\pi + \gamma P_\pi V^\pi$). MATH.md §0 layout.
+    Notes A9 (matrix form $V^\pi = r_\pi + \gamma P_\pi V^\pi$).
 
     **Arguments:** `mdp`; `pi[s, a] = π(a|s)`.
 
@@ -161,7 +161,7 @@ def bellman_optimality_operator(mdp: FiniteMDP, V: Float[ArrayLike, " S"]) -> Fl
 
     $$(T^* V)(s) = \max_a\Big[R(s,a) + \gamma\sum_{s'}P_{sa}(s')V(s')\Big]$$
 
-    Notes A12 (最优价值函数的贝尔曼方程); CS229 eq. (15.2), written there with a state
+    Notes A12 (最优价值函数, 贝尔曼方程); CS229 eq. (15.2), written there with a state
     reward: $V^*(s) = R(s) + \max_a\gamma\sum_{s'}P_{sa}(s')V^*(s')$ (the same when $R$ does
     not depend on $a$). $V^*$ is its unique fixed point; it is a $\gamma$-contraction
     (`proofs_as_tests/test_bellman.py::test_bellman_operators_are_gamma_contractions`).
@@ -210,7 +210,8 @@ def value_iteration_with_bound(
     far from it (pymdptoolbox's `ValueIteration` stops with $V\approx 5.8$ where
     $V^*\approx 79.6$ on the benchmark problems).
 
-    Notes A14a (值迭代); CS229 §15.2. Bounds: MacQueen (1966); Puterman (1994), Thm 6.6.6.
+    Notes A14a (value iteration: CS229 §15.2, not written out in the notes). Bounds: MacQueen
+    (1966); Puterman (1994), Thm 6.6.6.
     Runs in `jax.lax.while_loop` (jit- and vmap-safe).
 
     **Arguments:**
@@ -261,7 +262,7 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iters: int = 10_000)
 
     $$V_{k+1}(s) = \max_a\Big[R(s,a)+\gamma\sum_{s'}P_{sa}(s')V_k(s')\Big] \to V^*$$
 
-    Notes A14a (值迭代), A11–A12. CS229 §15.2. See `value_iteration_with_bound` for the
+    Notes A14a (value iteration), A11–A12. CS229 §15.2. See `value_iteration_with_bound` for the
     stopping rule (span bounds) and its certificate.
 
     **Arguments:** `mdp`; `tol` the certified accuracy; `max_iters` the cap on sweeps.
@@ -306,13 +307,14 @@ def policy_iteration(
     so the loop cannot cycle between tied actions; it ends after at most $|A|^{|S|}$
     improvements.
 
-    The notes start from any policy ("随机初始化"). This one starts from the policy greedy with
+    CS229 starts policy iteration from any policy. This one starts from the policy greedy with
     respect to $(T^*)^k\,0$, $k$ = `warm_start_sweeps` sweeps of value iteration: the best
     $(k+1)$-step-lookahead policy. $k = 0$ is the greedy-in-$R$ start of pymdptoolbox. A sweep
     costs $O(|S|^2|A|)$ against $O(|S|^3)$ for the evaluation (a) that a better start can save;
     the result (an optimal policy and its exact value) does not depend on $k$.
 
-    Notes A14b (策略迭代); CS229 §15.2 (written there with the state-reward argmax, C5).
+    Notes A14b (policy iteration: CS229 §15.2, not written out in the notes; CS229 writes the
+    improvement step with the state-reward argmax, C5).
     Runs in `jax.lax.while_loop`.
 
     **Arguments:** `mdp`; `max_iters` a cap on improvement steps; `warm_start_sweeps` the

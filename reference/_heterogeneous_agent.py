@@ -5,7 +5,7 @@ sequential per-agent HATRPO and HAPPO updates on parameterised policies.
 
 Sources: Kuba et al. (2022) §3.1 (Algorithm 1), §4 (eqs. (7)–(11)), App. D; the authors' code
 (random order per iteration, the factor M multiplied by each agent's new/old ratio after its
-whole update). The notes' items A36–A51 and MATH.md §D.
+whole update). The notes' items A36–A51; Algorithm 1 as written out in `docs/notes.md`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def multi_agent_policy_iteration(
 
     using the previous agents' NEW policies (correction C21). Each argmax is
     `exact_trust_region_step` with $w = \rho_{\pi_k}$ and $a_s$ the expected local advantage
-    (MATH.md §F). Kuba et al. (2022) Algorithm 1, Theorem 2 ($J(\pi_{k+1})\ge J(\pi_k)$).
+    (the method of `exact_trust_region_step`). Kuba et al. (2022) Algorithm 1, Theorem 2 ($J(\pi_{k+1})\ge J(\pi_k)$).
     Notes A44b–A44c and §D (corrections C19, C20: the notes show it only as an image). The whole
     iteration is one jitted `lax.scan`; the random agent is chosen with `lax.switch`.
 

@@ -1,7 +1,7 @@
 r"""The linear solves behind policy evaluation and the visitation measure: a lineax solver.
 
 Every exact value in the notes comes from one linear system $(I - \gamma P_\pi)\,x = b$ (A10) or
-its transpose (the visitation $\rho_\pi$, A19). In float64 at large $|S|$ the LU factorisation
+its transpose (the visitation $\rho_\pi$ of A22). In float64 at large $|S|$ the LU factorisation
 is nearly all the time. `MixedPrecisionLU` is LAPACK's `dsgesv` as a lineax solver: factorise in
 float32 (about twice as fast), then refine the float64 solution with float64 residuals until its
 backward error is that of a float64 solve, and fall back to a float64 LU if refinement does not

@@ -477,7 +477,7 @@ def parameter_sharing_game(num_agents: int, gamma: ScalarLike = 0.0) -> Cooperat
 
     A shared policy is one Bernoulli($p$): $J_{\text{share}}(p) = 2(p(1-p))^{n/2}/(1-\gamma)$,
     maximal at $p=\frac12$; a heterogeneous deterministic policy gets $1/(1-\gamma)$. Kuba et al.
-    (2022) Proposition 1 (§2.3). Notes A37 (MAPPO 的致命缺陷).
+    (2022) Proposition 1 (§2.3). Notes A37 (MAPPO 有致命的缺陷).
 
     **Arguments:** `num_agents`: even, $\ge 2$; `gamma`: discount (0: a one-shot game).
 

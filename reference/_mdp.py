@@ -32,7 +32,7 @@ class FiniteMDP(eqx.Module):
     $$s_0 \sim \rho_0,\qquad s_{t+1} \sim P_{s_t a_t},\qquad
       \text{payoff } \textstyle\sum_t \gamma^t R(s_t, a_t).$$
 
-    Notes A1 (马可夫决策过程的元组). CS229 ch. 15 §15.1. Correction C1: the notes write
+    Notes A1 (马可夫决策过程, 元组). CS229 ch. 15 §15.1. Correction C1: the notes write
     the reward's codomain as "R" and $P_{SA}$; here $R: S\times A\to\mathbb R$ and each
     $P_{sa}$ is a distribution over next states.
 

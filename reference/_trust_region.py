@@ -104,7 +104,7 @@ def mean_kl(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"], pi_bar: Float[ArrayLike
       D_{KL}\big(\pi(\cdot|s)\,\|\,\bar\pi(\cdot|s)\big)$$
 
     Notes A27 (the TRPO constraint $\mathbb E_{s\sim\rho_{\pi_{\theta_k}}}[D_{KL}] \le \delta$),
-    A45. Schulman et al. (2015) eq. (12). Corrections C26 / MATH.md §0.3: an expectation is
+    A45. Schulman et al. (2015) eq. (12). Correction C26: an expectation is
     read with the normalised weights $(1-\gamma)\rho_\pi$ (what a sample average estimates), so
     $\delta$ has the same scale for every $\gamma$.
 
@@ -251,7 +251,7 @@ class TrustRegionStep(NamedTuple):
     """What `exact_trust_region_step` returns: the maximiser, its KL budget and multipliers.
 
     At an interior optimum every active state's KL equals `budget` and `kkt_residual` vanishes
-    (MATH.md §F, the certificate tested in `proofs_as_tests/test_trust_region.py`).
+    (the certificate tested in `proofs_as_tests/test_trust_region.py`).
     """
 
     policy: Float[Array, "S A"]
@@ -400,7 +400,7 @@ def exact_trust_region_step(
 
     Notes A26 and A44b. This is the step of the MM iteration (A26: $w = \rho_\pi$, $a = A_\pi$, $C$ from
     A24) and of Algorithm 1 (A44b: $a$ the expected local advantage of agent $i_m$). Method
-    (MATH.md §F): with the shared budget $\delta = \max_s D_{KL}$, each state solves
+    (explained in `docs/trust_region.md`): with the shared budget $\delta = \max_s D_{KL}$, each state solves
     $\max\{\langle q, a_s\rangle : D_{KL}(p_s\|q)\le\delta\}$, whose solution is
     $q_i = \lambda_s p_i/(\nu_s - a_i)$, $\lambda_s = 1/\sum_i p_i/(\nu_s - a_i)$, with
     $\nu_s > \max a_s$ found by bisection on $D_{KL}(p_s\|q) = \delta$; then $\delta^*$ solves

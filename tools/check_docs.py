@@ -21,7 +21,9 @@ import re
 import sys
 
 SCREENSHOTS = ("mdp/index.html", "trust_region/index.html")
-TEX_COMMAND = re.compile(r"\\(?:frac|tfrac|bar|pi|sum|prod|mathbb|mathcal|mathrm|gamma|ge|le|max|min|text|Big|big|left|right|cdot|hat|rho|lambda|delta|epsilon|theta|nabla|mid|infty)\b")
+TEX_COMMAND = re.compile(
+    r"\\(?:frac|tfrac|bar|pi|sum|prod|mathbb|mathcal|mathrm|gamma|ge|le|max|min|text|Big|big|left|right|cdot|hat|rho|lambda|delta|epsilon|theta|nabla|mid|infty)\b"
+)
 
 
 def source_blocks(docs: pathlib.Path, page: str) -> int:

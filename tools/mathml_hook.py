@@ -34,4 +34,3 @@ def on_page_content(content: str, page: Any, **_: Any) -> str:
     name = getattr(getattr(page, "file", None), "src_path", "?")
     content = _DISPLAY.sub(lambda m: _mathml(m.group(1), True, name), content)
     return _INLINE.sub(lambda m: _mathml(m.group(1), False, name), content)
-
