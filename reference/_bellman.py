@@ -51,6 +51,17 @@ def policy_transition_matrix(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Flo
     **Arguments:** `mdp`; `pi[s, a] = π(a|s)`.
 
     **Returns:** `P_pi[s, s']`, rows summing to one.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> P_pi = rf.policy_transition_matrix(mdp, pi)
+    >>> P_pi.shape, bool(jnp.allclose(P_pi.sum(-1), 1.0))
+    ((12, 12), True)
+
+    ```
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "policy_transition_matrix")
     return action_average(pi, mdp.P)
@@ -67,6 +78,16 @@ def policy_reward(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array, "
     **Arguments:** `mdp`; `pi[s, a] = π(a|s)`.
 
     **Returns:** `r_pi[s]`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> round(float(rf.policy_reward(mdp, pi)[0]), 4)  # every cell but the exits pays the living reward
+    -0.02
+
+    ```
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "policy_reward")
     return action_average(pi, mdp.R)
@@ -84,6 +105,17 @@ def one_step_lookahead(mdp: FiniteMDP, V: Float[ArrayLike, " S"]) -> Float[Array
     **Arguments:** `mdp`; `V[s]`.
 
     **Returns:** `Q[s, a]`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> V = rf.policy_evaluation(mdp, pi)
+    >>> bool(jnp.allclose(rf.one_step_lookahead(mdp, V), rf.action_values(mdp, pi), atol=1e-4))  # Q_V = Q_π
+    True
+
+    ```
     """
     return lookahead(mdp, _check_values(V, mdp, "one_step_lookahead"))
 
@@ -111,6 +143,17 @@ def bellman_expectation_operator(
     **Arguments:** `mdp`; `pi[s, a] = π(a|s)`; `V[s]`.
 
     **Returns:** $T^\pi V$, shape `[S]`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> V = rf.policy_evaluation(mdp, pi)
+    >>> bool(jnp.allclose(rf.bellman_expectation_operator(mdp, pi, V), V, atol=1e-4))  # V^π = T^π V^π
+    True
+
+    ```
     """
     where = "bellman_expectation_operator"
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, where)
@@ -139,6 +182,18 @@ def policy_evaluation(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Arra
     **Returns:** `V[s]`. Proved against iterating $T^\pi$ and against the truncated series
     $\sum_t\gamma^tP_\pi^tr_\pi$ in `proofs_as_tests/test_bellman.py::
     test_policy_evaluation_is_fixed_point_of_expectation_operator`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> V = rf.policy_evaluation(mdp, pi)
+    >>> P_pi, r_pi = rf.policy_transition_matrix(mdp, pi), rf.policy_reward(mdp, pi)
+    >>> bool(jnp.allclose(V, r_pi + mdp.gamma * P_pi @ V, atol=1e-4))
+    True
+
+    ```
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "policy_evaluation")
     return _policy_evaluation(mdp, pi)
@@ -169,6 +224,17 @@ def bellman_optimality_operator(mdp: FiniteMDP, V: Float[ArrayLike, " S"]) -> Fl
     **Arguments:** `mdp`; `V[s]`.
 
     **Returns:** $T^* V$, shape `[S]`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp = rf.gridworld_4x3()
+    >>> V = rf.value_iteration(mdp)
+    >>> bool(jnp.allclose(rf.bellman_optimality_operator(mdp, V), V, atol=1e-4))  # V* = T* V*
+    True
+
+    ```
     """
     return jnp.max(lookahead(mdp, _check_values(V, mdp, "bellman_optimality_operator")), axis=-1)
 
@@ -222,6 +288,16 @@ def value_iteration_with_bound(
 
     **Returns:** `ValueIterationResult(values, error_bound, num_iterations)`. Proved in
     `proofs_as_tests/test_bellman.py::test_value_iteration_bound_is_certified`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> result = rf.value_iteration_with_bound(rf.gridworld_4x3(), tol=1e-4)
+    >>> bool(result.error_bound <= 1e-4), int(result.num_iterations) > 0
+    (True, True)
+
+    ```
     """
     check_positive_int(max_iters, "max_iters", "value_iteration")
     if not tol > 0:
@@ -270,6 +346,18 @@ def value_iteration(mdp: FiniteMDP, tol: float = 1e-10, max_iters: int = 10_000)
     **Returns:** `V*[s]`. Proved against policy iteration and against enumerating every
     deterministic policy in `proofs_as_tests/test_bellman.py::
     test_value_iteration_equals_enumeration_and_policy_iteration`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp = rf.gridworld_4x3()
+    >>> V_star = rf.value_iteration(mdp)
+    >>> _, V_pi = rf.policy_iteration(mdp)
+    >>> bool(jnp.allclose(V_star, V_pi, atol=1e-4))
+    True
+
+    ```
     """
     return value_iteration_with_bound(mdp, tol, max_iters).values
 
@@ -288,6 +376,17 @@ def greedy_policy(mdp: FiniteMDP, V: Float[ArrayLike, " S"]) -> Int[Array, " S"]
 
     **Returns:** integer `actions[s]`; with $V = V^*$ it attains $V^*$
     (`proofs_as_tests/test_bellman.py::test_greedy_policy_of_optimal_values_is_optimal`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp = rf.gridworld_4x3()
+    >>> actions = rf.greedy_policy(mdp, rf.value_iteration(mdp))
+    >>> rf.GRIDWORLD_ACTIONS[int(actions[rf.GRIDWORLD_CELLS.index((3, 3))])]  # beside the +1 exit: go east
+    'E'
+
+    ```
     """
     return jnp.argmax(lookahead(mdp, _check_values(V, mdp, "greedy_policy")), axis=-1)
 
@@ -323,6 +422,17 @@ def policy_iteration(
     **Returns:** `(actions [S] int, V [S])` with `V` the value of `actions`
     (`proofs_as_tests/test_bellman.py::
     test_value_iteration_equals_enumeration_and_policy_iteration`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp = rf.gridworld_4x3()
+    >>> actions, V = rf.policy_iteration(mdp)
+    >>> bool(jnp.allclose(V, rf.policy_evaluation(mdp, rf.one_hot_policy(actions, 4)), atol=1e-4))
+    True
+
+    ```
     """
     check_positive_int(max_iters, "max_iters", "policy_iteration")
     check_positive_int(warm_start_sweeps, "warm_start_sweeps", "policy_iteration", 0)

@@ -56,6 +56,17 @@ class CooperativeGame(eqx.Module):
     - `R`: shared reward `R[s, a1, …, an]`, shape `[S, A1, …, An]` (or a state reward `[S]`).
     - `gamma`: discount in $[0, 1)$.
     - `rho0`: initial distribution `[S]`; uniform if omitted.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> P = jnp.ones((1, 2, 2, 1))  # one state, two agents with two actions each
+    >>> game = rf.CooperativeGame(P, jnp.asarray([[[1.0, 0.0], [0.0, 1.0]]]), 0.0)
+    >>> game.num_agents, game.action_sizes
+    (2, (2, 2))
+
+    ```
     """
 
     P: Array
@@ -123,6 +134,17 @@ def random_game(key: PRNGKeyArray, num_states: int, action_sizes: Sequence[int],
     `gamma` in $[0, 1)$.
 
     **Returns:** a `CooperativeGame`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> game = rf.random_game(jax.random.key(0), 3, (2, 3), 0.9)
+    >>> pis = tuple(jnp.full((3, a), 1 / a) for a in game.action_sizes)
+    >>> game.num_agents, game.action_sizes, game.P.shape
+    (2, (2, 3), (3, 2, 3, 3))
+
+    ```
     """
     where = "random_game"
     check_positive_int(num_states, "num_states", where)
@@ -192,6 +214,18 @@ def joint_action_mdp(game: CooperativeGame) -> FiniteMDP:
     **Arguments:** `game`.
 
     **Returns:** a `FiniteMDP` with $\prod_i A_i$ actions.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> game = rf.random_game(jax.random.key(0), 3, (2, 3), 0.9)
+    >>> pis = tuple(jnp.full((3, a), 1 / a) for a in game.action_sizes)
+    >>> mdp = rf.joint_action_mdp(game)
+    >>> mdp.num_actions  # 2 × 3 joint actions
+    6
+
+    ```
     """
     S = game.P.shape[0]
     return FiniteMDP(game.P.reshape(S, -1, S), game.R.reshape(S, -1), game.gamma, game.rho0)
@@ -216,6 +250,16 @@ def joint_policy(policies: Sequence[Float[ArrayLike, "S _"]]) -> Float[Array, " 
 
     **Returns:** `[S, A1, …, An]`. Its KL is the sum of per-agent KLs
     (`proofs_as_tests/test_markov_game.py::test_kl_of_product_policies_is_sum`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> joint = rf.joint_policy((jnp.asarray([[0.5, 0.5]]), jnp.asarray([[0.2, 0.8]])))
+    >>> [[round(x, 4) for x in row] for row in joint[0].tolist()]  # joint[s, a1, a2] = π¹(a1|s)·π²(a2|s)
+    [[0.1, 0.4], [0.1, 0.4]]
+
+    ```
     """
     arrs = [as_float_array(p, f"policies[{i}]") for i, p in enumerate(policies)]
     if not arrs:
@@ -282,6 +326,19 @@ def marginal_action_values(
 
     **Returns:** `[S, A_{i1}, …, A_{im}]`. Checked against brute-force enumeration in
     `proofs_as_tests/test_markov_game.py::test_marginal_values_match_enumeration`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> game = rf.random_game(jax.random.key(0), 3, (2, 3), 0.9)
+    >>> pis = tuple(jnp.full((3, a), 1 / a) for a in game.action_sizes)
+    >>> V = rf.marginal_action_values(game, pis, ())  # Q^∅ = V
+    >>> V_joint = rf.state_values(rf.joint_action_mdp(game), rf.joint_policy(pis).reshape(3, -1))
+    >>> bool(jnp.allclose(V, V_joint, atol=1e-5))
+    True
+
+    ```
     """
     where = "marginal_action_values"
     pis = check_policies(game, policies, where)
@@ -314,6 +371,18 @@ def multi_agent_advantage(
 
     **Returns:** `[S, A_{j1}, …, A_{jk}, A_{i1}, …, A_{im}]`. The decomposition of Lemma 1 is
     proved in `proofs_as_tests/test_markov_game.py::test_advantage_decomposition`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> game = rf.random_game(jax.random.key(0), 3, (2, 3), 0.9)
+    >>> pis = tuple(jnp.full((3, a), 1 / a) for a in game.action_sizes)
+    >>> A1 = rf.multi_agent_advantage(game, pis, (), (0,))
+    >>> bool(jnp.allclose((pis[0] * A1).sum(-1), 0.0, atol=1e-5))  # E_{a ~ π^1} A^1 = 0
+    True
+
+    ```
     """
     where = "multi_agent_advantage"
     pis = check_policies(game, policies, where)
@@ -363,6 +432,17 @@ def multi_agent_surrogate(
     `agents` $= (i_1,\dots,i_m)$, $m\ge1$.
 
     **Returns:** a scalar (`proofs_as_tests/test_markov_game.py::test_surrogate_splits_across_agents`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> game = rf.random_game(jax.random.key(0), 3, (2, 3), 0.9)
+    >>> pis = tuple(jnp.full((3, a), 1 / a) for a in game.action_sizes)
+    >>> abs(float(rf.multi_agent_surrogate(game, pis, pis, (0, 1)))) < 1e-5  # eq. (6): zero at the old policy
+    True
+
+    ```
     """
     where = "multi_agent_surrogate"
     pis = check_policies(game, policies, where)
@@ -397,6 +477,19 @@ def multi_agent_lower_bound(
 
     **Returns:** the scalar right side
     (`proofs_as_tests/test_markov_game.py::test_multi_agent_lower_bound_holds`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> game = rf.random_game(jax.random.key(0), 3, (2, 3), 0.9)
+    >>> pis = tuple(jnp.full((3, a), 1 / a) for a in game.action_sizes)
+    >>> new = (jnp.full((3, 2), 0.5).at[:, 0].set(0.6).at[:, 1].set(0.4), pis[1])
+    >>> J_new = rf.expected_return(rf.joint_action_mdp(game), rf.joint_policy(new).reshape(3, -1))
+    >>> bool(J_new >= rf.multi_agent_lower_bound(game, pis, new, (0, 1)) - 1e-5)
+    True
+
+    ```
     """
     where = "multi_agent_lower_bound"
     pis = check_policies(game, policies, where)
@@ -453,6 +546,17 @@ def nash_gap(game: CooperativeGame, policies: Sequence[Float[ArrayLike, "S _"]])
 
     **Returns:** the scalar gap (`proofs_as_tests/test_heterogeneous_agent.py::
     test_fixed_point_of_algorithm_1_is_a_nash_equilibrium`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> game = rf.parameter_sharing_game(2)
+    >>> optimum = (jnp.asarray([[1.0, 0.0]]), jnp.asarray([[0.0, 1.0]]))  # actions (0, 1): reward 1
+    >>> float(rf.nash_gap(game, optimum))
+    0.0
+
+    ```
     """
     from ._bellman import policy_iteration
 
@@ -483,6 +587,17 @@ def parameter_sharing_game(num_agents: int, gamma: ScalarLike = 0.0) -> Cooperat
 
     **Returns:** a `CooperativeGame` with one state and action sizes $(2,\dots,2)$
     (`proofs_as_tests/test_heterogeneous_agent.py::test_parameter_sharing_ratio`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> game = rf.parameter_sharing_game(4)
+    >>> shared = (jnp.asarray([[0.5, 0.5]]),) * 4  # the best shared policy
+    >>> float(rf.expected_return(rf.joint_action_mdp(game), rf.joint_policy(shared).reshape(1, -1)))  # 2/2^4
+    0.125
+
+    ```
     """
     where = "parameter_sharing_game"
     check_positive_int(num_agents, "num_agents", where, minimum=2)
@@ -516,7 +631,7 @@ class SimultaneousUpdateExample(NamedTuple):
 
 @jaxtyped(typechecker=beartype)
 def simultaneous_update_counterexample(
-    means: Float[ArrayLike, " 2"] = (-0.25, 0.25), delta: ScalarLike = 0.5
+    means: Float[ArrayLike, " 2"] | tuple[float, float] = (-0.25, 0.25), delta: ScalarLike = 0.5
 ) -> SimultaneousUpdateExample:
     r"""Kuba et al.'s Figure 1: independent trust-region steps that LOWER the joint return.
 
@@ -539,14 +654,18 @@ def simultaneous_update_counterexample(
     **Returns:** a `SimultaneousUpdateExample` (proved in
     `proofs_as_tests/test_heterogeneous_agent.py::test_simultaneous_updates_can_lower_the_return`).
 
-    Examples:
-        >>> import reference as rf
-        >>> ex = rf.simultaneous_update_counterexample()
-        >>> [round(float(x), 4) for x in (ex.old_return, ex.simultaneous_return, ex.sequential_return)]
-        [-0.0625, -0.5625, 0.9375]
+    **Examples:**
+
+    ```pycon
+    >>> import reference as rf
+    >>> ex = rf.simultaneous_update_counterexample()
+    >>> [round(float(x), 4) for x in (ex.old_return, ex.simultaneous_return, ex.sequential_return)]
+    [-0.0625, -0.5625, 0.9375]
+
+    ```
     """
     where = "simultaneous_update_counterexample"
-    mu = as_float_array(means, "means")
+    mu = as_float_array(jnp.asarray(means), "means")
     check_shape(mu, (2,), "means", where, "[2]")
     mu = check_finite(mu, "means", where)
     mu = check_where(mu, mu, lambda xp, x: x == 0, f"{where}: `means` must be non-zero (the step's direction)", "means")

@@ -154,6 +154,17 @@ def cooperative_game_env(game: CooperativeGame, episode_length: int = 1) -> Coop
     shared policy cannot tell the agents apart (Notes A37); with `episode_length = 1` and Proposition 1's
     `parameter_sharing_game` the return of an episode is $r(\mathbf a)$, whose optimum is 1 and whose
     best shared policy gets $2/2^n$.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> obs, state = env.reset(jax.random.key(0))
+    >>> obs.shape, env.action_sizes
+    ((2, 1), (2, 2))
+
+    ```
     """
     where = "cooperative_game_env"
     if not isinstance(game, CooperativeGame):
@@ -634,6 +645,21 @@ def checkpoint_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     it), `num_seeds` (`None` for one unbatched seed), `steps` (environment steps done per seed) and
     `metadata` (what the caller passed to `save`). Raises `CheckpointError` (one line naming the
     file) if the file is missing, truncated, corrupt or not a checkpoint.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> import tempfile, os
+    >>> env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> trainer = rf.make_train(rf.MARLConfig(total_steps=64 * 8, num_envs=64, num_steps=8), env)
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.eqx")
+    >>> trainer.save(path, trainer.init(jax.random.key(0)), env="game")
+    >>> header = rf.checkpoint_header(path)
+    >>> header["config"]["algorithm"], header["num_seeds"], header["metadata"]
+    ('happo', None, {'env': 'game'})
+
+    ```
     """
     return _read_checkpoint(path)[0]
 
@@ -663,6 +689,19 @@ def train_in_chunks(
 
     The iterations are exactly those of `trainer.run(state, num_iterations)`, whatever `chunk`
     is, so a run resumed from a checkpoint continues as the uninterrupted run would.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> trainer = rf.make_train(rf.MARLConfig(total_steps=2 * 64 * 8, num_envs=64, num_steps=8), env)
+    >>> state = jax.vmap(trainer.init)(jax.random.split(jax.random.key(0), 2))  # two seeds
+    >>> state, history = rf.train_in_chunks(trainer, state, num_iterations=2, chunk=1)
+    >>> len(history), history[0].episode_return.shape
+    (2, (2, 1))
+
+    ```
     """
     where = "train_in_chunks"
     check_positive_int(num_iterations, "num_iterations", where, 0)
@@ -792,6 +831,18 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
 
     **Returns:** a `Trainer` (callable; also `init`, `step`, `run`, `actions`, `save`, `load`).
     Tested in `proofs_as_tests/test_marl_training.py`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> config = rf.MARLConfig(algorithm="happo", total_steps=2 * 64 * 8, num_envs=64, num_steps=8)
+    >>> state, metrics = jax.jit(rf.make_train(config, env))(jax.random.key(0))
+    >>> metrics.episode_return.shape  # one mean return per iteration
+    (2,)
+
+    ```
     """
     where = "make_train"
     if not isinstance(config, MARLConfig):

@@ -49,6 +49,17 @@ class FiniteMDP(eqx.Module):
       notes' $R(s)$, correction C2) is broadcast over actions.
     - `gamma`: discount factor in $[0, 1)$.
     - `rho0`: initial state distribution, shape `[S]`; uniform if omitted.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> P = jnp.asarray([[[0.9, 0.1], [0.2, 0.8]], [[0.0, 1.0], [1.0, 0.0]]])  # P[s, a, s']
+    >>> mdp = rf.FiniteMDP(P, jnp.asarray([[1.0, 0.0], [0.0, 2.0]]), 0.9)
+    >>> mdp.num_states, mdp.num_actions
+    (2, 2)
+
+    ```
     """
 
     P: Float[Array, "S A S"]
@@ -127,6 +138,16 @@ def random_mdp(
     - `gamma`: discount in $[0, 1)$.
 
     **Returns:** a `FiniteMDP`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp = rf.random_mdp(jax.random.key(0), 5, 3, 0.9)
+    >>> mdp.P.shape, bool(jnp.allclose(mdp.P.sum(-1), 1.0))
+    ((5, 3, 5), True)
+
+    ```
     """
     where = "random_mdp"
     check_positive_int(num_states, "num_states", where)
@@ -155,6 +176,15 @@ def one_hot_policy(actions: Int[ArrayLike, " S"], num_actions: int) -> Float[Arr
     - `num_actions`: $|A|$.
 
     **Returns:** `pi[s, a]`, shape `[S, A]`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> rf.one_hot_policy(jnp.asarray([2, 0]), 3).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+
+    ```
     """
     check_positive_int(num_actions, "num_actions", "one_hot_policy")
     acts = jnp.asarray(actions)
@@ -184,6 +214,15 @@ def discounted_return(rewards: Float[ArrayLike, "*batch T"], gamma: ScalarLike) 
 
     **Returns:** `[...]`. Proved against the exact $J(\pi)$ in
     `proofs_as_tests/test_values.py::test_expected_return_matches_monte_carlo`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> float(rf.discounted_return(jnp.asarray([1.0, 1.0, 1.0]), 0.5))  # 1 + 0.5 + 0.25
+    1.75
+
+    ```
     """
     r = jnp.asarray(rewards)
     g = check_interval(gamma, "gamma", "discounted_return", 0.0, 1.0).astype(r.dtype)
@@ -215,6 +254,17 @@ def sample_trajectory(
     - `horizon`: the number of steps $T \ge 1$ (static).
 
     **Returns:** `(states [T], actions [T], rewards [T])`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> states, actions, rewards = rf.sample_trajectory(jax.random.key(0), mdp, pi, 10)
+    >>> states.shape, int(states[0]) == rf.GRIDWORLD_CELLS.index((1, 1))  # starts at (1, 1)
+    ((10,), True)
+
+    ```
     """
     check_positive_int(horizon, "horizon", "sample_trajectory")
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "sample_trajectory")
@@ -266,6 +316,17 @@ def gridworld_4x3(living_reward: float = -0.02, gamma: float = 0.99, slip: float
 
     **Returns:** a `FiniteMDP` with 12 states (`GRIDWORLD_CELLS` + end) and 4 actions
     (`GRIDWORLD_ACTIONS`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp = rf.gridworld_4x3()
+    >>> V = rf.value_iteration(mdp)
+    >>> round(float(V[rf.GRIDWORLD_CELLS.index((3, 3))]), 2)  # CS229's figure: 0.93 beside the +1 exit
+    0.93
+
+    ```
     """
     check_interval(slip, "slip", "gridworld_4x3", 0.0, 0.5)
     index = {cell: i for i, cell in enumerate(GRIDWORLD_CELLS)}

@@ -32,6 +32,16 @@ def probability_ratio(
     **Arguments:** `logp_new`, `logp_old`: log-probabilities of the taken actions, same shape.
 
     **Returns:** the ratios, same shape (`proofs_as_tests/test_ppo.py::test_ppo_clip_closed_form`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> r = rf.probability_ratio(jnp.log(jnp.asarray([0.2, 0.5])), jnp.log(jnp.asarray([0.1, 0.5])))
+    >>> [round(x, 4) for x in r.tolist()]
+    [2.0, 1.0]
+
+    ```
     """
     new = as_float_array(logp_new, "logp_new")
     old = as_float_array(logp_old, "logp_old", new.dtype)
@@ -67,6 +77,16 @@ def ppo_clip_objective(
 
     **Returns:** $f(r, A)$ per sample (`proofs_as_tests/test_ppo.py::test_ppo_clip_closed_form`,
     `::test_ppo_clip_gradient_regions`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> f = rf.ppo_clip_objective(jnp.asarray([1.5, 0.5, 1.5]), jnp.asarray([1.0, 1.0, -1.0]), 0.2)
+    >>> [round(x, 4) for x in f.tolist()]  # capped at (1 + ε)A; kept below; kept for A < 0
+    [1.2, 0.5, -1.5]
+
+    ```
     """
     where = "ppo_clip_objective"
     r = as_float_array(ratio, "ratio")
@@ -107,6 +127,17 @@ def generalized_advantage_estimate(
     **Returns:** $\hat A_t$, `[T]`. Unbiasedness with the exact $V_\pi$ for every $\lambda$ is
     proved by exact enumeration in
     `proofs_as_tests/test_ppo.py::test_gae_with_exact_values_is_unbiased`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> r, v, d = jnp.asarray([1.0, 1.0]), jnp.asarray([0.0, 0.0, 0.0]), jnp.asarray([0.0, 1.0])
+    >>> A = rf.generalized_advantage_estimate(r, v, d, 0.9, 1.0)  # λ = 1: discounted returns
+    >>> [round(x, 4) for x in A.tolist()]
+    [1.9, 1.0]
+
+    ```
     """
     where = "generalized_advantage_estimate"
     r = as_float_array(rewards, "rewards")

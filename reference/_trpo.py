@@ -64,6 +64,19 @@ def fisher_vector_product(
     **Returns:** a function from a pytree like `params` to one like it. The tabular softmax
     case is proved against its closed form in
     `proofs_as_tests/test_trpo.py::test_tabular_softmax_fisher_matches_closed_form`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> theta = jnp.zeros(3)  # logits of a uniform softmax policy
+    >>> kl = lambda t: rf.kl_divergence(jax.nn.softmax(jnp.zeros(3)), jax.nn.softmax(t))
+    >>> v = jnp.asarray([1.0, 0.0, 0.0])
+    >>> fvp = rf.fisher_vector_product(kl, theta)
+    >>> bool(jnp.allclose(fvp(v), (jnp.eye(3) / 3 - 1 / 9) @ v, atol=1e-6))  # H = diag(π) − ππᵀ
+    True
+
+    ```
     """
     d = check_nonnegative_scalar(damping, "damping", "fisher_vector_product")
     _, hvp = jax.linearize(jax.grad(kl_fn), params)
@@ -104,6 +117,17 @@ def natural_gradient_step(
 
     **Returns:** $d^*$, the same structure as `g` (zero if $g = 0$). KL-tightness and
     optimality are proved in `proofs_as_tests/test_trpo.py::test_natural_gradient_step_is_optimal_on_the_ellipsoid`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> H = jnp.asarray([[2.0, 0.0], [0.0, 0.5]])
+    >>> d = rf.natural_gradient_step(jnp.asarray([1.0, 1.0]), lambda v: H @ v, 0.01)
+    >>> round(float(0.5 * d @ H @ d), 6)  # on the boundary ½dᵀHd = δ
+    0.01
+
+    ```
     """
     delta = _check_delta(delta, "natural_gradient_step")
     check_positive_int(cg_steps, "cg_steps", "natural_gradient_step")
@@ -151,6 +175,18 @@ def backtracking_line_search(
 
     **Returns:** the new parameters. Every accepted step satisfies the KL threshold and improves
     the surrogate (`proofs_as_tests/test_trpo.py::test_trpo_update_improves_within_the_trust_region`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> surrogate = lambda p: -jnp.sum((p - 1.0) ** 2)
+    >>> kl = lambda p: 0.5 * jnp.sum(p**2)
+    >>> new = rf.backtracking_line_search(surrogate, kl, jnp.zeros(2), jnp.ones(2), 0.1, 4.0)
+    >>> bool(kl(new) <= 0.1), bool(surrogate(new) > surrogate(jnp.zeros(2)))  # a shorter step was accepted
+    (True, True)
+
+    ```
     """
     where = "backtracking_line_search"
     delta = _check_delta(delta, where)
@@ -215,6 +251,18 @@ def trpo_update(
 
     **Returns:** the new parameters
     (`proofs_as_tests/test_trpo.py::test_trpo_update_improves_within_the_trust_region`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> surrogate = lambda p: jnp.sum(p * jnp.asarray([1.0, -1.0]))
+    >>> kl = lambda p: 0.5 * jnp.sum(p**2)
+    >>> new = rf.trpo_update(surrogate, kl, jnp.zeros(2), delta=0.01)
+    >>> bool(kl(new) <= 0.01), bool(surrogate(new) > 0)
+    (True, True)
+
+    ```
     """
     delta = _check_delta(delta, "trpo_update")
     g = jax.grad(surrogate_fn)(params)

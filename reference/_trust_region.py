@@ -58,6 +58,16 @@ def kl_divergence(p: Float[ArrayLike, "*batch A"], q: Float[ArrayLike, "*batch A
 
     **Returns:** `[...]`, one divergence per leading index. Additivity over product policies is
     proved in `proofs_as_tests/test_trust_region.py::test_kl_is_nonnegative_and_zero_iff_equal`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> p, q = jnp.asarray([0.5, 0.5]), jnp.asarray([0.9, 0.1])
+    >>> round(float(rf.kl_divergence(p, q)), 4), float(rf.kl_divergence(p, p))
+    (0.5108, 0.0)
+
+    ```
     """
     p_arr, q_arr = _check_pair(p, q, "kl_divergence", ("p", "q"))
     return jnp.sum(xlogy(p_arr, p_arr) - xlogy(p_arr, q_arr), axis=-1)
@@ -75,6 +85,16 @@ def max_kl(pi: Float[ArrayLike, "S A"], pi_bar: Float[ArrayLike, "S A"]) -> Floa
 
     **Returns:** a scalar ($+\infty$ if `pi_bar` lacks support where `pi` has it). Used in
     the bound proved by `proofs_as_tests/test_trust_region.py::test_trpo_lower_bound_holds`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> pi = jnp.asarray([[0.5, 0.5], [0.2, 0.8]])
+    >>> float(rf.max_kl(pi, pi)), float(rf.max_kl(pi, jnp.asarray([[1.0, 0.0], [0.2, 0.8]])))
+    (0.0, inf)
+
+    ```
     """
     return jnp.max(kl_divergence(pi, pi_bar))
 
@@ -91,6 +111,16 @@ def max_total_variation(pi: Float[ArrayLike, "S A"], pi_bar: Float[ArrayLike, "S
 
     **Returns:** a scalar in $[0, 1]$ (`proofs_as_tests/test_trust_region.py::
     test_trpo_lower_bound_holds`, TV and two-sided forms).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> pi = jnp.asarray([[0.5, 0.5], [0.2, 0.8]])
+    >>> round(float(rf.max_total_variation(pi, jnp.asarray([[0.5, 0.5], [0.6, 0.4]]))), 4)
+    0.4
+
+    ```
     """
     p, q = _check_pair(pi, pi_bar, "max_total_variation", ("pi", "pi_bar"))
     return jnp.max(0.5 * jnp.sum(jnp.abs(p - q), axis=-1))
@@ -112,6 +142,16 @@ def mean_kl(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"], pi_bar: Float[ArrayLike
 
     **Returns:** a scalar. Its Hessian is the Fisher matrix proved in
     `proofs_as_tests/test_trpo.py::test_tabular_softmax_fisher_matches_closed_form`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> float(rf.mean_kl(mdp, pi, pi))
+    0.0
+
+    ```
     """
     pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, "mean_kl")
     pi_bar_arr = check_policy(pi_bar, mdp.num_states, mdp.num_actions, "mean_kl", "pi_bar")
@@ -134,6 +174,16 @@ def surrogate_objective(
     **Arguments:** `mdp`; `pi` (current); `pi_bar` (candidate).
 
     **Returns:** a scalar.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> bool(jnp.isclose(rf.surrogate_objective(mdp, pi, pi), rf.expected_return(mdp, pi)))  # L_π(π) = J(π)
+    True
+
+    ```
     """
     pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, "surrogate_objective")
     pi_bar_arr = check_policy(pi_bar, mdp.num_states, mdp.num_actions, "surrogate_objective", "pi_bar")
@@ -157,6 +207,18 @@ def performance_difference(
 
     **Returns:** a scalar equal to $J(\bar\pi) - J(\pi)$
     (`proofs_as_tests/test_trust_region.py::test_performance_difference_lemma`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> pi_bar = jnp.full((12, 4), 0.1).at[:, 1].set(0.7)  # lean east
+    >>> gap = rf.expected_return(mdp, pi_bar) - rf.expected_return(mdp, pi)
+    >>> bool(jnp.isclose(rf.performance_difference(mdp, pi, pi_bar), gap, atol=1e-4))
+    True
+
+    ```
     """
     pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, "performance_difference")
     pi_bar_arr = check_policy(pi_bar, mdp.num_states, mdp.num_actions, "performance_difference", "pi_bar")
@@ -182,6 +244,17 @@ def penalty_coefficient(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Ar
     **Arguments:** `mdp`; `pi`.
 
     **Returns:** the scalar $C \ge 0$ (zero when $\gamma = 0$).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> C = rf.penalty_coefficient(mdp, pi)
+    >>> bool(jnp.isclose(C, 4 * mdp.gamma * jnp.abs(rf.advantages(mdp, pi)).max() / (1 - mdp.gamma) ** 2))
+    True
+
+    ```
     """
     pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, "penalty_coefficient")
     return _penalty_from_advantages(mdp.gamma, advantages(mdp, pi_arr))
@@ -202,6 +275,17 @@ def trpo_lower_bound(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"], pi_bar: Float[
 
     **Returns:** the scalar right side ($-\infty$ if `pi_bar` lacks support where `pi` has
     it and $C > 0$). Proved in `proofs_as_tests/test_trust_region.py::test_trpo_lower_bound_holds`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> pi_bar = jnp.full((12, 4), 0.2).at[:, 1].set(0.4)
+    >>> bool(rf.expected_return(mdp, pi_bar) >= rf.trpo_lower_bound(mdp, pi, pi_bar))
+    True
+
+    ```
     """
     pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, "trpo_lower_bound")
     pi_bar_arr = check_policy(pi_bar, mdp.num_states, mdp.num_actions, "trpo_lower_bound", "pi_bar")
@@ -231,12 +315,16 @@ def surrogate_error_bound(
     **Returns:** the bound (a scalar $\ge 0$; zero when $\gamma = 0$ or $\pi = ar\pi$), proved in
     `proofs_as_tests/test_trust_region.py::test_trpo_lower_bound_holds`.
 
-    Examples:
-        >>> import jax.numpy as jnp, reference as rf
-        >>> mdp = rf.gridworld_4x3()
-        >>> pi = jnp.full((12, 4), 0.25)
-        >>> float(rf.surrogate_error_bound(mdp, pi, pi))
-        0.0
+    **Examples:**
+
+    ```pycon
+    >>> import jax.numpy as jnp, reference as rf
+    >>> mdp = rf.gridworld_4x3()
+    >>> pi = jnp.full((12, 4), 0.25)
+    >>> float(rf.surrogate_error_bound(mdp, pi, pi))
+    0.0
+
+    ```
     """
     where = "surrogate_error_bound"
     pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, where)
@@ -419,6 +507,16 @@ def exact_trust_region_step(
     **Returns:** `TrustRegionStep(policy, budget, multipliers, kkt_residual)`. Optimality (the
     KKT certificate, and no random feasible perturbation scoring higher) is proved in
     `proofs_as_tests/test_trust_region.py::test_exact_step_is_the_maximiser`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> step = rf.exact_trust_region_step(jnp.full((1, 3), 1 / 3), jnp.ones(1), jnp.asarray([[1.0, 0.0, 0.0]]), 1.0)
+    >>> bool(step.policy[0, 0] > 1 / 3), bool(jnp.isclose(step.policy.sum(), 1.0))  # more mass on the best action
+    (True, True)
+
+    ```
     """
     where = "exact_trust_region_step"
     p = as_float_array(pi_old, "pi_old")
@@ -458,6 +556,18 @@ def monotonic_policy_iteration(mdp: FiniteMDP, pi0: Float[ArrayLike, "S A"], num
 
     **Returns:** `[num_iters + 1, S, A]`: $\pi_0, \pi_1, \dots$. Monotone improvement is proved
     in `proofs_as_tests/test_trust_region.py::test_monotonic_policy_iteration_never_decreases_J`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> path = rf.monotonic_policy_iteration(mdp, pi, 5)
+    >>> J = jax.vmap(lambda p: rf.expected_return(mdp, p))(path)
+    >>> path.shape, bool(jnp.all(jnp.diff(J) >= -1e-5))  # J never decreases
+    ((6, 12, 4), True)
+
+    ```
     """
     where = "monotonic_policy_iteration"
     check_positive_int(num_iters, "num_iters", where, minimum=0)

@@ -32,6 +32,16 @@ def state_values(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array, " 
 
     **Returns:** `V[s]` (`proofs_as_tests/test_bellman.py::
     test_policy_evaluation_is_fixed_point_of_expectation_operator`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> bool(jnp.allclose(rf.state_values(mdp, pi), rf.policy_evaluation(mdp, pi)))
+    True
+
+    ```
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "state_values")
     return policy_evaluation(mdp, pi)
@@ -50,6 +60,17 @@ def action_values(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array, "
 
     **Returns:** `Q[s, a]`; $\sum_a\pi(a|s)Q_\pi(s,a) = V_\pi(s)$
     (`proofs_as_tests/test_values.py::test_action_values_satisfy_bellman`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> Q, V = rf.action_values(mdp, pi), rf.state_values(mdp, pi)
+    >>> bool(jnp.allclose((pi * Q).sum(-1), V, atol=1e-4))  # V(s) = Σ_a π(a|s) Q(s, a)
+    True
+
+    ```
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "action_values")
     return lookahead(mdp, policy_evaluation(mdp, pi))
@@ -73,6 +94,17 @@ def expected_return(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array,
     (`proofs_as_tests/test_values.py::test_expected_return_matches_monte_carlo`) and its
     gradient against the policy-gradient theorem
     (`::test_gradient_of_expected_return_is_policy_gradient_theorem`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> J = rf.expected_return(mdp, pi)
+    >>> bool(jnp.isclose(J, mdp.rho0 @ rf.state_values(mdp, pi)))  # J = E_{s0 ~ ρ0} V(s0)
+    True
+
+    ```
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "expected_return")
     return jnp.dot(mdp.rho0, policy_evaluation(mdp, pi))
@@ -90,6 +122,17 @@ def advantages(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Array, "S A
 
     **Returns:** `A[s, a]`. For every $s$, $\sum_a\pi(a|s)A_\pi(s,a) = 0$
     (`proofs_as_tests/test_values.py::test_zero_expected_advantage`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> A = rf.advantages(mdp, pi)
+    >>> bool(jnp.allclose((pi * A).sum(-1), 0.0, atol=1e-4))  # Σ_a π(a|s) A(s, a) = 0
+    True
+
+    ```
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "advantages")
     V = policy_evaluation(mdp, pi)
@@ -114,6 +157,17 @@ def discounted_visitation(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[
 
     **Returns:** `rho[s]`, summing to $1/(1-\gamma)$. Proved against the truncated series
     (`proofs_as_tests/test_values.py::test_discounted_visitation_is_truncated_series`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> mdp, pi = rf.gridworld_4x3(), jnp.full((12, 4), 0.25)
+    >>> rho = rf.discounted_visitation(mdp, pi)
+    >>> round(float(rho.sum() * (1 - mdp.gamma)), 4)  # total mass 1/(1 − γ)
+    1.0
+
+    ```
     """
     pi = check_policy(pi, mdp.num_states, mdp.num_actions, "discounted_visitation")
     return _discounted_visitation(mdp, pi)
