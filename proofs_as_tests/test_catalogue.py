@@ -24,7 +24,7 @@ def defined_items() -> set[str]:
 def test_every_item_is_defined_once_in_order():
     rows = re.findall(r"^\| ([ABC])(\d+)([a-e]?) \|", CATALOGUE, re.M)
     for letter, count in (("A", 51), ("B", 25), ("C", 29)):
-        numbers = [int(n) for l, n, sub in rows if l == letter and not sub]
+        numbers = [int(n) for kind, n, sub in rows if kind == letter and not sub]
         assert numbers == list(range(1, count + 1)), f"{letter}-items missing, repeated or out of order"
     assert len(rows) == len(set(rows)), "an item is defined twice"
 
@@ -60,7 +60,7 @@ def test_every_item_number_used_is_defined(folder):
         if path.suffix not in (".py", ".md") or path.name == "notes.md":
             continue
         for item in cited_items(path.read_text()):
-            letter, number = item[0], int(re.match(r"[ABC](\d+)", item).group(1))
+            letter, number = item[0], int(re.sub(r"\D", "", item[1:]))
             limit = {"A": 51, "B": 25, "C": 29}[letter]
             # B15a/B15b name the parts of B15; "C0" is matplotlib's first colour, not an item
             base = item if letter == "A" else f"{letter}{number}"
@@ -69,7 +69,9 @@ def test_every_item_number_used_is_defined(folder):
     assert not unknown, f"item numbers used but not defined in docs/notes.md: {unknown}"
 
 
-OUTSIDE = re.compile("|".join([r"MATH" + r"\.md", r"SPEC" + r"\.md", r"STYLE" + r"\.md", r"\bseed/", r"\bissue " + r"\d+\b"]))
+OUTSIDE = re.compile(
+    "|".join([r"MATH" + r"\.md", r"SPEC" + r"\.md", r"STYLE" + r"\.md", r"\bseed/", r"\bissue " + r"\d+\b"])
+)
 
 
 def test_no_file_refers_to_a_file_outside_the_repository():

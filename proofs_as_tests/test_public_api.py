@@ -109,3 +109,18 @@ def test_cited_proving_tests_exist(name):
     for file, test in cited:
         source = (TEST_DIR / file).read_text()
         assert f"def {test}(" in source, f"{name} cites missing {file}::{test}"
+
+
+def test_api_page_lists_every_public_name():
+    """docs/api.md lists every name of `reference.__all__` (and nothing else)."""
+    page = (TEST_DIR.parent / "docs" / "api.md").read_text()
+    listed = set(re.findall(r"^\| \[`(\w+)`\]", page, re.M))
+    assert listed == set(rf.__all__), (set(rf.__all__) - listed, listed - set(rf.__all__))
+
+
+def test_one_version_source():
+    """The version lives in `reference.__version__` alone (pyproject reads it from there)."""
+    pyproject = (TEST_DIR.parent / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and 'path = "reference/__init__.py"' in pyproject
+    assert re.fullmatch(r"\d+\.\d+\.\d+", rf.__version__)
+    assert f"## {rf.__version__}" in (TEST_DIR.parent / "CHANGELOG.md").read_text()

@@ -1,8 +1,11 @@
 r"""`reference`: the mathematics of RL, from finite MDPs to multi-agent trust regions, in JAX.
 
 Every public function computes one equation of the study notes; its docstring gives the
-equation, its source, the notes' item (A-number) and the test that proves it.
+equation, its source, the notes' item (A-number, catalogued in `docs/notes.md`) and the test
+that proves it.
 """
+
+__version__ = "0.2.0"
 
 from ._bellman import (
     ValueIterationResult as ValueIterationResult,

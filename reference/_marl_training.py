@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from ._checks import check_positive_int
+from ._checks import TRACED, check_positive_int
 from ._heterogeneous_agent import happo_update, hatrpo_update, mappo_objective
 from ._markov_game import CooperativeGame
 from ._ppo import generalized_advantage_estimate
@@ -578,6 +578,7 @@ class Trainer:
 
 
 CHECKPOINT_FORMAT = 1
+TRACED_CHECK = TRACED.strip()  # how a runtime check of the library announces itself
 _MAGIC = b"reference-marl-checkpoint\n"
 
 
@@ -715,7 +716,9 @@ def train_in_chunks(
         try:
             new_state, metrics = jax.block_until_ready(runs[k](state))
             problem = None if _all_finite(new_state) else "a parameter or optimiser state became NaN or infinite"
-        except Exception as err:  # a traced check inside the chunk (equinox's runtime error)
+        except Exception as err:
+            if TRACED_CHECK not in str(err):  # not one of the library's runtime checks: a real bug
+                raise
             new_state, metrics, problem = state, None, _first_line(err)
         if problem is not None or metrics is None:
             first = _first_bad_iteration(trainer, state, k)
@@ -743,7 +746,7 @@ def _first_line(err: BaseException) -> str:
     """The library's own message inside an XLA runtime error, else the error's first line."""
     text = str(err)
     for line in text.splitlines():
-        if "(checked at run time" in line:
+        if TRACED_CHECK in line:
             return line.split("EquinoxRuntimeError: ")[-1].strip().rstrip(".")
     return (text.strip().splitlines() or [type(err).__name__])[0].rstrip(".")
 
@@ -754,7 +757,9 @@ def _first_bad_iteration(trainer: Trainer, state: TrainState, k: int) -> int:
     for i in range(1, k + 1):
         try:
             state, _ = jax.block_until_ready(step(state))
-        except Exception:
+        except Exception as err:
+            if TRACED_CHECK not in str(err):
+                raise
             return i
         if not _all_finite(state):
             return i

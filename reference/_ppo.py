@@ -156,7 +156,8 @@ def generalized_advantage_estimate(
     lam_arr = check_interval(lam, "lam", where, 0.0, 1.0).astype(r.dtype)
     r = check_finite(r, "rewards", where)
     v = check_finite(v, "values", where)
-    d = check_where(d, d, lambda xp, x: (x != 0) & (x != 1), f"{where}: `dones` must be 0 or 1", "dones")
+    if d.dtype != jnp.bool_:  # booleans are 0 or 1 by construction
+        d = check_where(d, d, lambda xp, x: (x != 0) & (x != 1), f"{where}: `dones` must be 0 or 1", "dones")
     return _gae(r, v, d.astype(r.dtype), g, lam_arr)
 
 
