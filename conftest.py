@@ -1,6 +1,7 @@
-"""Doctests of `reference` (the docstrings' Examples) run as a user runs them: with JAX's standard
-dtype promotion, not the strict promotion the proofs switch on (optax's Adam mixes int32 step counts
-with floats).
+"""Doctests of `reference` (the docstrings' Examples) run as a user runs them.
+
+That is, with JAX's standard dtype promotion, not the strict promotion the proofs switch on (optax's
+Adam mixes int32 step counts with floats).
 """
 
 import jax
