@@ -85,6 +85,37 @@ def test_surrogate_error_bound_is_the_closed_form(case):
     assert abs(float(rf.expected_return(mdp, pi_bar)) - float(rf.surrogate_objective(mdp, pi, pi_bar))) <= got + t
 
 
+def _numpy_values(P, R, g, p):
+    """V_π and A_π by numpy's own linear solve (independent of the library)."""
+    S = P.shape[0]
+    V = np.linalg.solve(np.eye(S) - g * np.einsum("sa,sat->st", p, P), (p * R).sum(1))
+    return V, R + g * P @ V - V[:, None]
+
+
+@given(mdp_and_policy_pair(max_gamma=0.95), st.sampled_from([0.0, 0.05, 0.3, 1.0]))
+def test_kakade_langford_bound_for_mixtures(case, alpha):
+    """B11 (TRPO eq. 6, Kakade & Langford 2002): for the mixture π_new = (1 − α)π + απ′,
+    J(π_new) ≥ L_π(π_new) − 2εγα²/(1 − γ)² with ε = max_s |E_{a∼π′} A_π(s, a)|. Both sides in
+    numpy (J by a linear solve, L = J(π) + Σ_s ρ_π(s) Σ_a π_new A_π), independent of the library;
+    the library's `surrogate_objective` and `expected_return` are checked against them."""
+    mdp, pi, pi_prime = case
+    P, R, g = np.asarray(mdp.P), np.asarray(mdp.R), float(mdp.gamma)
+    p, q = np.asarray(pi), np.asarray(pi_prime)
+    new = (1 - alpha) * p + alpha * q
+    rho0 = np.asarray(mdp.rho0)
+    V, A = _numpy_values(P, R, g, p)
+    V_new, _ = _numpy_values(P, R, g, new)
+    S = P.shape[0]
+    rho = np.linalg.solve((np.eye(S) - g * np.einsum("sa,sat->st", p, P)).T, rho0)
+    J, J_new = rho0 @ V, rho0 @ V_new
+    L = J + rho @ (new * A).sum(1)
+    eps = np.abs((q * A).sum(1)).max()
+    t = 1e-9 * (1 + np.abs(V).max() + np.abs(V_new).max())
+    assert J_new >= L - 2 * eps * g * alpha**2 / (1 - g) ** 2 - t
+    assert abs(float(rf.surrogate_objective(mdp, pi, jnp.asarray(new))) - L) <= t
+    assert abs(float(rf.expected_return(mdp, jnp.asarray(new))) - J_new) <= t
+
+
 def _negative_control_instance(key):
     """A random 3-state MDP (γ = 0.5) and a small random step π → π̄ (scale 0.03)."""
     k1, k2, k3 = jax.random.split(key, 3)
