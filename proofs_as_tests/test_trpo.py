@@ -144,16 +144,25 @@ def tabular_trpo(mdp, theta, delta):
 
 @given(mdps(min_actions=2, max_gamma=0.95), st.sampled_from([1e-3, 1e-2, 1e-1]), st.data())
 def test_trpo_update_improves_within_the_trust_region(mdp, delta, data):
-    """A27, A49: a TRPO update on a tabular softmax policy either keeps θ or moves to a θ with
-    mean KL ≤ δ and a strictly better surrogate L_π(π_θ) (the exact surrogate, ρ and A_π from
-    linear solves)."""
+    """A27, A49: a TRPO update on a tabular softmax policy moves to a θ with mean KL ≤ δ and a
+    strictly better surrogate L_π(π_θ) (the exact surrogate, ρ and A_π from linear solves); with a
+    small radius (δ ≤ 0.01) and a non-zero surrogate gradient a step MUST be taken (a line search
+    that never accepts would pass the weaker test)."""
     S, A = mdp.num_states, mdp.num_actions
     theta = jnp.asarray(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).uniform(-2, 2, (S, A)))
     new, kl_new, sur_new, sur_old = tabular_trpo(mdp, theta, delta)
-    if not bool(jnp.all(new == theta)):
+    A = rf.advantages(mdp, jax.nn.softmax(theta, -1))
+    rho = rf.discounted_visitation(mdp, jax.nn.softmax(theta, -1))
+    # the exact surrogate's gradient, ∂L/∂θ[s, a] = ρ(s)π(a|s)A(s, a): something to gain iff non-zero
+    gain_available = float(jnp.max(jnp.abs(rho[:, None] * jax.nn.softmax(theta, -1) * A))) > 1e-6
+    taken = not bool(jnp.all(new == theta))
+    if gain_available and delta <= 0.01:
+        # a small trust region: the quadratic model is accurate, so a step must be accepted
+        assert taken, "no step was accepted although the surrogate's gradient is non-zero"
+    if taken:
         assert float(kl_new) <= delta
         # strictly better, up to round-off when every advantage is zero (nothing to gain)
-        scale = tol(rf.advantages(mdp, jax.nn.softmax(theta, -1)), rel=1e-12)
+        scale = tol(A, rel=1e-12)
         assert float(sur_new) > float(sur_old) - scale
 
 
