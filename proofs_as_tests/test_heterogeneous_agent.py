@@ -245,12 +245,17 @@ def tabular_agents(game, key):
 @given(games(max_agents=3), st.integers(0, 2**31 - 1), st.sampled_from([1e-3, 1e-2, 5e-2]))
 def test_hatrpo_update_respects_the_kl_threshold(game, seed, delta):
     """A45–A49, D: after a HATRPO iteration every agent's mean KL from its old policy over the batch
-    is within δ."""
+    is within δ, and (small δ, non-zero advantages) at least one agent took a step."""
     params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(seed))
     new = rf.hatrpo_update(jax.random.key(seed + 1), params, fns, obs, acts, old, adv, delta)
     for i in range(game.num_agents):
         p_old, p_new = jax.nn.softmax(obs[i] @ params[i], -1), jax.nn.softmax(obs[i] @ new[i], -1)
         assert float(jnp.mean(rf.kl_divergence(p_old, p_new))) <= delta * (1 + 1e-9)
+    # the first agent of the order sees M = Â: with non-zero advantages its surrogate gradient is
+    # non-zero, and with a small radius its line search must accept a step (a search that never
+    # accepts would pass the KL assertion above)
+    if delta <= 1e-2 and float(jnp.max(jnp.abs(adv))) > 1e-6:
+        assert any(not bool(jnp.all(a == b)) for a, b in zip(new, params, strict=True)), "no agent moved"
 
 
 def _ratio(fns, obs, acts, old, i, p):
