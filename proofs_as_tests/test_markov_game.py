@@ -64,13 +64,23 @@ def test_marginal_values_match_enumeration(game, data):
 @given(games(), st.data())
 def test_advantage_decomposition(game, data):
     """Lemma 1 (A38, B16): A^{i_{1:m}}(s, a^{i_{1:m}}) = Σ_j A^{i_j}(s, a^{i_{1:j−1}}, a^{i_j}) for any
-    ordered subset; with all agents it is the joint advantage A_π = Q_π − V_π."""
+    ordered subset, each side equal to its definition computed by enumerating joint actions in numpy
+    (Q^{i_{1:j}} − Q^{i_{1:j−1}}); with all agents it is the joint advantage A_π = Q_π − V_π."""
     pis, _ = data.draw(joint_policy_pairs(game))
     agents = random_subset(data, game.num_agents, min_size=1)
     whole = rf.multi_agent_advantage(game, pis, (), agents)
+    V = brute_force_marginal(game, pis, ())
+    S = game.num_states
+    # each side against its definition by enumeration of joint actions (numpy), not against the
+    # library's own marginals (whose differences would telescope for any tensor)
+    expected_whole = brute_force_marginal(game, pis, agents) - V.reshape((S,) + (1,) * len(agents))
+    np.testing.assert_allclose(whole, expected_whole, rtol=0, atol=tol(expected_whole, rel=1e-10))
     total = jnp.zeros_like(whole)
     for j, agent in enumerate(agents):
         term = rf.multi_agent_advantage(game, pis, agents[:j], (agent,))
+        prefix = brute_force_marginal(game, pis, agents[:j])
+        expected_term = brute_force_marginal(game, pis, agents[: j + 1]) - prefix[..., None]
+        np.testing.assert_allclose(term, expected_term, rtol=0, atol=tol(expected_term, rel=1e-10))
         total = total + term.reshape(term.shape + (1,) * (len(agents) - j - 1))
     np.testing.assert_allclose(whole, total, rtol=0, atol=tol(whole, rel=1e-10))
     full = tuple(range(game.num_agents))
@@ -89,8 +99,11 @@ def test_zero_expected_local_advantage(game, data):
     pis, new = data.draw(joint_policy_pairs(game))
     agents = random_subset(data, game.num_agents, min_size=1)
     local = rf.multi_agent_advantage(game, pis, agents[:-1], agents[-1:])
-    expected = jnp.sum(local * pis[agents[-1]].reshape((game.num_states,) + (1,) * (len(agents) - 1) + (-1,)), axis=-1)
-    np.testing.assert_allclose(expected, 0.0, atol=tol(local, rel=1e-10))
+    # the local advantage against its definition by enumeration (numpy), then its π-average is zero
+    brute = brute_force_marginal(game, pis, agents) - brute_force_marginal(game, pis, agents[:-1])[..., None]
+    np.testing.assert_allclose(local, brute, rtol=0, atol=tol(brute, rel=1e-10))
+    pi_last = np.asarray(pis[agents[-1]]).reshape((game.num_states,) + (1,) * (len(agents) - 1) + (-1,))
+    np.testing.assert_allclose(np.sum(brute * pi_last, axis=-1), 0.0, atol=tol(brute, rel=1e-10))
     mixed = tuple(pis[agents[-1]] if i == agents[-1] else new[i] for i in range(game.num_agents))
     assert abs(float(rf.multi_agent_surrogate(game, pis, mixed, agents))) <= tol(
         rf.marginal_action_values(game, pis, ()), rel=1e-9
