@@ -3,12 +3,16 @@
 Runtime type checking of every call into `reference` is switched on by jaxtyping's pytest
 hook (`--jaxtyping-packages=reference,beartype.beartype` in pyproject.toml).
 
-Profiles: `HYPOTHESIS_PROFILE=ci` (thorough, used by `.ci/run`) or `dev` (quick, default).
+Profiles: `HYPOTHESIS_PROFILE=ci` (thorough, used by `.ci/run`) or `dev` (quick, default). The
+quick profile draws fewer examples (JAX compiles once per new shape, so compilation dominates) and
+skips the tests marked `slow` (end-to-end training runs and subprocesses), which the thorough
+profile runs.
 """
 
 import os
 
 import jax
+import pytest
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_enable_x64", True)
@@ -23,8 +27,22 @@ settings.register_profile(
 )
 settings.register_profile(
     "dev",
-    max_examples=25,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+settings.load_profile(PROFILE)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end runs; only in the thorough profile (HYPOTHESIS_PROFILE=ci)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if PROFILE == "ci":
+        return
+    skip = pytest.mark.skip(reason="slow: runs in the thorough profile (HYPOTHESIS_PROFILE=ci)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

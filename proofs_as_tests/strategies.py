@@ -10,7 +10,7 @@ import random
 
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import strategies as st
+from hypothesis import settings, strategies as st
 
 import reference as rf
 
@@ -153,3 +153,11 @@ def joint_policy_pairs(draw: st.DrawFn, game: rf.CooperativeGame):
     S, sizes = int(game.P.shape[0]), [int(a) for a in game.P.shape[1:-1]]  # fields: no type-checked call
     pairs = [draw(policy_pairs(S, a)) for a in sizes]
     return tuple(p for p, _ in pairs), tuple(q for _, q in pairs)
+
+
+def at_most(n: int) -> settings:
+    """`settings(max_examples=n)`, but never more examples than the loaded profile draws (a test
+    that is costly per example caps itself at n in the thorough profile, and the quick profile
+    stays quick)."""
+    profile = settings.default
+    return settings(max_examples=n if profile is None else min(n, profile.max_examples))

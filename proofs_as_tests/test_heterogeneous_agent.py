@@ -11,10 +11,10 @@ import numpy as np
 import optax
 import pytest
 import scipy.optimize
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import reference as rf
-from proofs_as_tests.strategies import games, joint_policy_pairs, tol
+from proofs_as_tests.strategies import at_most, games, joint_policy_pairs, tol
 
 
 def joint_J(game, pis):
@@ -22,7 +22,7 @@ def joint_J(game, pis):
     return float(rf.expected_return(rf.joint_action_mdp(game), rf.joint_policy(pis).reshape(S, -1)))
 
 
-@settings(max_examples=30)
+@at_most(30)
 @given(games(max_gamma=0.9), st.data())
 def test_algorithm_1_improves_monotonically(game, data):
     """Theorem 2 (A44c, B21): every iteration of Algorithm 1 (random order, exact per-agent
@@ -38,7 +38,7 @@ def test_algorithm_1_improves_monotonically(game, data):
     assert float(rf.nash_gap(game, [h[-1] for h in history])) >= 0.0
 
 
-@settings(max_examples=30)
+@at_most(30)
 @given(games(max_gamma=0.0), st.data())
 def test_fixed_point_of_algorithm_1_is_a_nash_equilibrium(game, data):
     """B22 as a fixed-point statement: with γ = 0 the penalty C vanishes and each exact step is a
@@ -63,7 +63,7 @@ def _numpy_joint_return(P, R, rho0, g, pis):
     return float(rho0 @ V)
 
 
-@settings(max_examples=20)
+@at_most(20)
 @given(games(max_states=2, max_agents=3, max_actions=3, max_gamma=0.9), st.data())
 def test_nash_gap_is_the_best_unilateral_gain_by_enumeration(game, data):
     """A44d: `nash_gap` equals max_i max_{π′ⁱ} J(π′ⁱ, π⁻ⁱ) − J(π), where each best response is found
@@ -241,7 +241,7 @@ def tabular_agents(game, key):
     return params, fns, obs, acts, old, adv
 
 
-@settings(max_examples=15)
+@at_most(15)
 @given(games(max_agents=3), st.integers(0, 2**31 - 1), st.sampled_from([1e-3, 1e-2, 5e-2]))
 def test_hatrpo_update_respects_the_kl_threshold(game, seed, delta):
     """A45–A49, D: after a HATRPO iteration every agent's mean KL from its old policy over the batch
@@ -282,7 +282,7 @@ def _assert_matches_exactly_one_order(ours, by_order):
     return matches[0]
 
 
-@settings(max_examples=4)
+@at_most(4)
 @given(st.integers(2, 3), st.integers(0, 2**31 - 1), st.booleans())
 def test_hatrpo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
     """A45–A50, D, C21 (n ≥ 2 agents): hatrpo_update equals a hand-written loop over a permutation in
@@ -318,7 +318,7 @@ def test_hatrpo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
         assert float(kl(i)(ours[i])) <= delta * (1 + 1e-9)
 
 
-@settings(max_examples=4)
+@at_most(4)
 @given(st.integers(2, 3), st.integers(0, 2**31 - 1), st.booleans())
 @jax.numpy_dtype_promotion("standard")  # optax's Adam mixes its int32 step count with floats
 def test_happo_update_is_sequential_with_the_product_factor(n, seed, one_fn):

@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import reference as rf
-from proofs_as_tests.strategies import policy_array, transition_tensor
+from proofs_as_tests.strategies import at_most, policy_array, transition_tensor
 
 EPS = float(np.finfo(np.float64).eps)
 # One size below, at and above each switch between the three paths.
@@ -60,7 +60,7 @@ def assert_solves(x, M: np.ndarray, b: np.ndarray, eps: float = EPS, built: tupl
     np.testing.assert_allclose(np.asarray(x), expected, rtol=0, atol=tolerance)
 
 
-@settings(max_examples=40)
+@at_most(40)
 @given(
     S=st.sampled_from(SIZES),
     A=st.sampled_from(ACTIONS),

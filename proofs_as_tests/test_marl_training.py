@@ -27,6 +27,7 @@ def game_trainer(algorithm: str, n: int = 4, total_steps: int = 512 * 30, **over
     return rf.make_train(cfg, env)
 
 
+@pytest.mark.slow
 @standard_promotion
 @pytest.mark.parametrize("algorithm", ["happo", "hatrpo"])
 def test_heterogeneous_agents_solve_the_parameter_sharing_game(algorithm):
@@ -46,6 +47,7 @@ def test_heterogeneous_agents_solve_the_parameter_sharing_game(algorithm):
     assert float(jnp.max(jnp.abs(shared_metrics.episode_return[-3:] - 2 / 2**n))) < 0.06
 
 
+@pytest.mark.slow
 @standard_promotion
 def test_happo_with_one_agent_trains_exactly_like_ppo():
     """B24(e) in training: with one agent, HAPPO (`happo_update`, M = Â) and MAPPO (one agent:
@@ -72,6 +74,7 @@ def test_happo_with_one_agent_trains_exactly_like_ppo():
     )
 
 
+@pytest.mark.slow
 @standard_promotion
 def test_hatrpo_training_steps_respect_the_kl_threshold():
     """A45–A49 in training: in every HATRPO iteration each agent's mean KL from its old policy over
@@ -118,6 +121,7 @@ def test_checkpoint_reloads_to_the_same_actions(tmp_path):
     assert not bool(jnp.allclose(jax.tree.leaves(fresh.actor_params)[0], jax.tree.leaves(loaded.actor_params)[0]))
 
 
+@pytest.mark.slow
 @standard_promotion
 def test_simple_spread_short_run_beats_random():
     """MPE cooperative navigation (JaxMARL): 25-step episodes (every environment ends exactly one
@@ -153,6 +157,7 @@ print(json.dumps(dict(
 """
 
 
+@pytest.mark.slow
 @standard_promotion
 @pytest.mark.parametrize("algorithm", ["happo"])
 def test_training_shards_the_environments_over_two_devices(algorithm):
@@ -228,6 +233,7 @@ def _state_leaves(state):
     return out
 
 
+@pytest.mark.slow
 @standard_promotion
 def test_resumed_run_continues_exactly_as_the_uninterrupted_run(tmp_path):
     """Four iterations of 2 seeds in chunks of 2, uninterrupted, against: two iterations, a save, a
@@ -313,6 +319,7 @@ class NaNAfter(rf.CooperativeGameEnv):
         return obs, (inner, count + 1), reward, done
 
 
+@pytest.mark.slow
 @standard_promotion
 def test_nan_stops_training_naming_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path):
     """The reward turns NaN during iteration 4 (each iteration is 8 steps per environment); with
@@ -349,6 +356,7 @@ def run_cli(*args, cwd):
     return subprocess.run([sys.executable, str(CLI), *args], capture_output=True, text=True, cwd=cwd, check=False)
 
 
+@pytest.mark.slow
 def test_command_line_answers_bad_arguments_with_one_line(tmp_path):
     """Each bad argument: exit status 2, one line on stderr naming the problem, no traceback; a
     checkpoint carries its configuration, so `--evaluate` needs no other flag and refuses

@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import reference as rf
-from proofs_as_tests.strategies import mdp_and_policy, mdp_and_policy_pair, mdps, policy_pairs, tol
+from proofs_as_tests.strategies import at_most, mdp_and_policy, mdp_and_policy_pair, mdps, policy_pairs, tol
 
 
 @given(mdp_and_policy_pair())
@@ -222,7 +222,7 @@ def test_exact_step_is_the_maximiser(S, A, data):
         assert penalised_objective(w, a, p, C, other) <= best + 1e-9 * (1 + abs(best))
 
 
-@settings(max_examples=30)
+@at_most(30)
 @given(st.integers(2, 4), st.data())
 def test_exact_step_single_state_matches_direct_optimisation(A, data):
     """B12 (|S| = 1): the step's value equals that of a direct numerical maximisation of
@@ -250,7 +250,7 @@ def test_exact_step_single_state_matches_direct_optimisation(A, data):
     assert abs(ours - direct) <= 1e-7
 
 
-@settings(max_examples=40)
+@at_most(40)
 @given(mdp_and_policy(kinds=("soft", "uniform"), min_actions=2, max_gamma=0.95))
 def test_monotonic_policy_iteration_never_decreases_J(case):
     """B12 (A26): every exact MM step has J(π_{k+1}) ≥ J(π_k), and

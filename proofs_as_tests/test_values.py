@@ -3,10 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import reference as rf
-from proofs_as_tests.strategies import mdp_and_policy, mdps, tol
+from proofs_as_tests.strategies import at_most, mdp_and_policy, mdps, tol
 
 
 def numpy_action_values(mdp: rf.FiniteMDP, pi) -> np.ndarray:
@@ -65,7 +65,7 @@ def monte_carlo_returns(keys, mdp, pi, horizon_array):
     return rf.discounted_return(rollout, mdp.gamma)
 
 
-@settings(max_examples=12)
+@at_most(12)
 @given(mdp_and_policy(max_gamma=0.8), st.integers(0, 2**31 - 1))
 def test_expected_return_matches_monte_carlo(case, seed):
     """A3, A5, A17: J(π) from the linear solve equals the mean discounted return of sampled
