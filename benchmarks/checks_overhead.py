@@ -8,7 +8,8 @@ default) and `EQX_ON_ERROR=off`, several rounds each, and reports the ratio of t
 
 - policy evaluation (`jax.jit(policy_evaluation)`) at S = 200 and 1000 (A = 4, float64);
 - one Bellman sweep (`jax.jit(bellman_expectation_operator)`) at S = 200 and 2000;
-- GAE over 10⁶ steps (64 environments × 15,625 steps, `vmap`, float32);
+- GAE over 10⁶ steps (64 environments × 15,625 steps, `vmap`, float32), with boolean `dones`
+  (as environments return them) and with numeric ones (which get a 0-or-1 check);
 - one training iteration of HAPPO on MPE simple_spread (128 environments × 25 steps; needs the
   `marl` extra; else on Proposition 1's game).
 
@@ -53,7 +54,8 @@ def worker(part: str) -> None:
     v = jax.random.normal(k2, (B, T + 1), jnp.float32)
     d = (jax.random.uniform(k3, (B, T)) < 0.01).astype(jnp.float32)
     gae = jax.jit(jax.vmap(lambda r, v, d: rf.generalized_advantage_estimate(r, v, d, 0.99, 0.95)))
-    out["GAE, 10^6 steps (float32)"] = best_time(lambda: gae(r, v, d))
+    out["GAE, 10^6 steps, boolean dones (float32)"] = best_time(lambda: gae(r, v, d > 0))
+    out["GAE, 10^6 steps, numeric dones (float32)"] = best_time(lambda: gae(r, v, d))
     try:
         env = rf.simple_spread_env()
         label = "one HAPPO iteration, simple_spread"

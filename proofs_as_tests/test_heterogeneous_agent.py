@@ -191,7 +191,8 @@ def test_happo_factor_is_importance_weight(game, data):
 def test_happo_objective_properties(game, data, eps):
     """B24: with ρ-weighted exact expectations over a ∼ π, (b) the unclipped HAPPO objective minus
     its value at θ_k equals L^{i_{1:m}}(π̄^{i_{1:m−1}}, π̂^{i_m}) (Prop. 3); (c) clipped ≤ unclipped;
-    (e) for m = 1 the objective is PPO's clip with the joint advantage."""
+    eq. (11) equals its closed form min(rM, clip(r, 1 ± ε)M) written in numpy (for m = 1, M = Â:
+    PPO's clip with the joint advantage)."""
     pis, new = data.draw(joint_policy_pairs(game))
     order = tuple(data.draw(st.permutations(range(game.num_agents))))
     m = data.draw(st.integers(1, game.num_agents))
@@ -213,9 +214,12 @@ def test_happo_objective_properties(game, data, eps):
     surrogate = rf.multi_agent_surrogate(game, pis, new, agents)
     assert abs(float(unclipped - at_old - surrogate)) <= tol(A, rho, rel=1e-9)
     clipped = rf.happo_objective(r, M, eps)
+    # eq. (11) written out in numpy (not through ppo_clip_objective, which happo_objective calls)
+    r_np, M_np = np.asarray(r), np.asarray(M)
+    expected = np.minimum(r_np * M_np, np.clip(r_np, 1 - eps, 1 + eps) * M_np)
+    np.testing.assert_allclose(clipped, expected, rtol=1e-15, atol=1e-15 * (1 + np.abs(expected).max()))
     assert bool(jnp.all(clipped <= r * M + 1e-12))
-    if m == 1:
-        np.testing.assert_allclose(clipped, rf.ppo_clip_objective(r, A, eps), rtol=0, atol=0)
+    # (e) for m = 1, M = Â and the numpy form above is PPO's clip objective with the joint advantage
 
 
 def tabular_agents(game, key):

@@ -7,12 +7,23 @@ Estimation", eq. (16).
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from beartype import beartype
+from equinox.internal import unvmap_any
 from jaxtyping import jaxtyped
 
-from ._checks import as_float_array, check_finite, check_interval, check_positive_scalar, check_same_shape, check_where
+from ._checks import (
+    TRACED,
+    as_float_array,
+    check_finite,
+    check_interval,
+    check_positive_scalar,
+    check_same_shape,
+    check_where,
+    is_concrete,
+)
 from ._types import Array, ArrayLike, Float, Real, ScalarLike
 
 
@@ -154,11 +165,44 @@ def generalized_advantage_estimate(
         )
     g = check_interval(gamma, "gamma", where, 0.0, 1.0).astype(r.dtype)
     lam_arr = check_interval(lam, "lam", where, 0.0, 1.0).astype(r.dtype)
-    r = check_finite(r, "rewards", where)
-    v = check_finite(v, "values", where)
-    if d.dtype != jnp.bool_:  # booleans are 0 or 1 by construction
-        d = check_where(d, d, lambda xp, x: (x != 0) & (x != 1), f"{where}: `dones` must be 0 or 1", "dones")
-    return _gae(r, v, d.astype(r.dtype), g, lam_arr)
+    check_dones = d.dtype != jnp.bool_  # booleans are 0 or 1 by construction
+    if is_concrete(r, v, d):
+        r = check_finite(r, "rewards", where)
+        v = check_finite(v, "values", where)
+        if check_dones:
+            d = check_where(d, d, lambda xp, x: (x != 0) & (x != 1), f"{where}: `dones` must be 0 or 1", "dones")
+        return _gae(r, v, d.astype(r.dtype), g, lam_arr)
+    return _gae_checked(r, v, d, g, lam_arr, check_dones)
+
+
+_GAE_MESSAGES = [
+    f"generalized_advantage_estimate: `{name}` must be {what}{TRACED}."
+    for name, what in (("rewards", "finite"), ("values", "finite"), ("dones", "0 or 1"))
+]
+
+
+def _gae_checked(r: Array, v: Array, d: Array, gamma: Array, lam: Array, check_dones: bool) -> Array:
+    """GAE on traced inputs, the input checks read off the result.
+
+    Â_t = δ_t + γλ(1 − d_t)Â_{t+1} with δ_t = r_t + γ(1 − d_t)V_{t+1} − V_t uses every r_t and every
+    V_t, and a NaN or an infinity (even times 1 − d_t = 0) propagates into Â, so "every Â_t is
+    finite" is "rewards and values are finite". Checking the result costs one reduction over Â
+    (about +0–6% on a 10⁶-step batch with boolean `dones`) where checking r and v before the scan
+    kept XLA from fusing the TD errors into it (+17–20%); numeric `dones` add one more pass for
+    their 0-or-1 check (+13–18% in all). Which argument is bad is worked out only when one is (a
+    `lax.cond` on an unbatched predicate).
+    """
+    df = d.astype(r.dtype)
+    adv = _gae(r, v, df, gamma, lam)
+    bad_dones = jnp.any((df != 0) & (df != 1)) if check_dones else jnp.asarray(False)
+    pred = unvmap_any(~jnp.all(jnp.isfinite(adv)) | bad_dones)
+
+    def which() -> Array:
+        flags = jnp.stack([~jnp.all(jnp.isfinite(r)), ~jnp.all(jnp.isfinite(v)), bad_dones])
+        return jnp.argmax(flags).astype(jnp.int32)
+
+    index = jax.lax.cond(pred, which, lambda: jnp.asarray(0, jnp.int32))
+    return eqx.branched_error_if(adv, pred, index, _GAE_MESSAGES)
 
 
 @jax.jit
