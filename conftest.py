@@ -4,8 +4,20 @@ That is, with JAX's standard dtype promotion, not the strict promotion the proof
 Adam mixes int32 step counts with floats).
 """
 
+import os
+
+# BLAS threads: one per process. XLA:CPU may run two LAPACK custom calls at once on its own thread
+# pool (e.g. both branches of a vmapped solver fallback); OpenBLAS's own threads on top of that
+# were the suspect of a hang seen once in a thorough run. A BLAS library loaded later (scipy's)
+# reads the variable; one already loaded (numpy's) is limited through threadpoolctl.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import jax
 import pytest
+from threadpoolctl import threadpool_limits
+
+threadpool_limits(1)
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import reference as rf
-from proofs_as_tests.strategies import transition_tensor
+from proofs_as_tests.strategies import at_most, transition_tensor
 
 U32 = float(np.finfo(np.float32).eps) / 2
 
@@ -72,6 +72,7 @@ def close(x32, x64, bound, what):
     assert err <= bound, f"{what}: |float32 − float64| = {err:.3g} > bound {bound:.3g}"
 
 
+@at_most(30)  # every example compiles ~20 functions twice (float32 and float64) for its shape
 @given(float32_problems())
 def test_float32_values_are_finite_and_within_the_derived_bound(problem):
     """V, Q, A, J, ρ_π, T^π V, T*V, the greedy policy's value and the trust-region quantities in
@@ -114,6 +115,7 @@ def test_float32_values_are_finite_and_within_the_derived_bound(problem):
     )
 
 
+@at_most(30)  # every example compiles ~20 functions twice (float32 and float64) for its shape
 @given(float32_problems())
 def test_float32_optimal_values_are_finite_and_close(problem):
     """Certified value iteration in float32 stops at the float32 floor (its bound stops shrinking):
@@ -131,6 +133,7 @@ def test_float32_optimal_values_are_finite_and_close(problem):
     close(V_pi, V64, bound, "policy_iteration")
 
 
+@at_most(30)  # every example compiles ~20 functions twice (float32 and float64) for its shape
 @given(float32_problems())
 def test_float32_divergences_never_turn_to_nan(problem):
     """KL and TV between float32 policies with 1e-30 entries and exact zeros: finite where the
@@ -160,6 +163,7 @@ def test_float32_divergences_never_turn_to_nan(problem):
     )
 
 
+@at_most(30)
 @given(st.sampled_from([0.9, 0.99, 0.999]), st.sampled_from([1.0, 1e3, 1e6]), st.integers(0, 2**32 - 1))
 def test_float32_gae_and_clip_are_finite_and_close(gamma, scale, seed):
     """GAE over 200 steps with episode ends and rewards up to 1e6, and PPO's clip objective: finite
