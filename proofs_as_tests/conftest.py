@@ -3,7 +3,8 @@
 Runtime type checking of every call into `reference` is switched on by jaxtyping's pytest
 hook (`--jaxtyping-packages=reference,beartype.beartype` in pyproject.toml).
 
-Profiles: `HYPOTHESIS_PROFILE=ci` (thorough, used by `.ci/run`) or `dev` (quick, default). The
+Profiles: `HYPOTHESIS_PROFILE=ci` (thorough, used by `.ci/run`), `dev` (quick, default) or
+`mutation` (the quick profile's examples, derandomised, slow tests included; `tools/mutation.py`). The
 quick profile draws fewer examples (JAX compiles once per new shape, so compilation dominates) and
 skips the tests marked `slow` (end-to-end training runs and subprocesses), which the thorough
 profile runs.
@@ -31,6 +32,14 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+settings.register_profile(
+    "mutation",  # the quick profile, reproducible: fixed seeds, no example database (tools/mutation.py)
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
 settings.load_profile(PROFILE)
 
@@ -40,7 +49,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    if PROFILE == "ci":
+    if PROFILE in ("ci", "mutation"):
         return
     skip = pytest.mark.skip(reason="slow: runs in the thorough profile (HYPOTHESIS_PROFILE=ci)")
     for item in items:

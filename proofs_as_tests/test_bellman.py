@@ -97,6 +97,26 @@ def test_value_iteration_bound_is_certified(mdp, requested):
     assert err <= float(result.error_bound) + tol(V_star, rel=1e-11)
 
 
+@given(mdps(max_gamma=0.99), st.sampled_from([1e-2, 1e-5, 1e-9]))
+def test_value_iteration_bound_is_the_closed_form(mdp, requested):
+    """A14a's constants pinned: after k sweeps from V_0 = 0, with d = V_k − V_{k−1} (numpy's own
+    sweeps, V_{j+1}(s) = max_a [R(s,a) + γ Σ_s' P(s'|s,a) V_j(s')]), the result is the span midpoint
+    V_k + γ/(1−γ)·(max d + min d)/2 and its bound γ/(1−γ)·(max d − min d)/2 (this pins the factor
+    γ/(1−γ), the halving and the midpoint; the certificate itself is
+    `test_value_iteration_bound_is_certified`)."""
+    result = rf.value_iteration_with_bound(mdp, tol=requested)
+    k = int(result.num_iterations)
+    P, R, g = np.asarray(mdp.P), np.asarray(mdp.R), float(mdp.gamma)
+    V_prev, V = None, np.zeros(mdp.num_states)
+    for _ in range(k):
+        V_prev, V = V, (R + g * P @ V).max(axis=1)
+    d = V - V_prev
+    c = g / (1 - g)
+    t = tol(V, rel=1e-12) * k  # k sweeps, each rounding by a few ulps of |V|
+    np.testing.assert_allclose(result.values, V + c * (d.max() + d.min()) / 2, rtol=0, atol=t * (1 + c))
+    assert abs(float(result.error_bound) - c * (d.max() - d.min()) / 2) <= t * (1 + c)
+
+
 @given(mdp_and_policy())
 def test_optimal_values_dominate_every_policy(case):
     """B4 (A14): V*(s) ≥ V^π(s) for every state and every stochastic policy."""

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 import reference as rf
-from proofs_as_tests.strategies import games, joint_policy_pairs, tol
+from proofs_as_tests.strategies import at_most, games, joint_policy_pairs, tol
 
 
 def numpy_joint_Q(game, pis):
@@ -147,3 +147,38 @@ def test_multi_agent_lower_bound_holds(game, data):
     J_new = float(rf.expected_return(mdp, rf.joint_policy(new).reshape(S, -1)))
     bound = float(rf.multi_agent_lower_bound(game, pis, new, order))
     assert J_new >= bound - tol(rf.state_values(mdp, rf.joint_policy(pis).reshape(S, -1)), rel=1e-9)
+
+
+@at_most(50)
+@given(games(), st.data())
+def test_multi_agent_lower_bound_is_the_closed_form(game, data):
+    """Lemma 2's constants pinned (A44a): `multi_agent_lower_bound` equals
+    J(π) + Σ_m [Σ_s ρ_π(s) Σ_a π̄^{i_{1:m}}(a|s) A^{i_m}_π(s, a^{i_{1:m−1}}, a^{i_m})
+    − C·max_s D_KL(π^{i_m}(·|s) ‖ π̄^{i_m}(·|s))] with C = 4γ·max|A_π|/(1−γ)², every term computed in
+    numpy by enumerating joint actions (Q^{i_{1:m}} by `brute_force_marginal`, ρ_π by numpy's solve)."""
+    pis, new = data.draw(joint_policy_pairs(game))
+    order = tuple(data.draw(st.permutations(range(game.num_agents))))
+    S, sizes = game.num_states, game.action_sizes
+    Q, V = numpy_joint_Q(game, pis)
+    g = float(game.gamma)
+    A = Q - V.reshape((S,) + (1,) * game.num_agents)
+    C = 4 * g * np.abs(A).max() / (1 - g) ** 2
+    P = np.asarray(game.P).reshape(S, -1, S)
+    joint = np.asarray(rf.joint_policy([np.asarray(p) for p in pis])).reshape(S, -1)
+    rho = np.linalg.solve((np.eye(S) - g * np.einsum("sa,sat->st", joint, P)).T, np.asarray(game.rho0))
+    total = float(np.asarray(game.rho0) @ V)
+    for m, agent in enumerate(order):
+        # E_{a^{i_{1:m-1}} ~ π̄^{i_{1:m-1}}, a^{i_m} ~ π̄^{i_m}} [Q^{i_{1:m}} − Q^{i_{1:m-1}}], by enumeration
+        prior, upto = order[:m], order[: m + 1]
+        Q_both = brute_force_marginal(game, pis, upto)
+        Q_prior = brute_force_marginal(game, pis, prior)
+        gain = np.zeros(S)
+        for s in range(S):
+            for acts in itertools.product(*[range(sizes[i]) for i in upto]):
+                w = np.prod([float(new[i][s, a]) for i, a in zip(upto, acts, strict=True)])
+                gain[s] += w * (Q_both[(s, *acts)] - Q_prior[(s, *acts[:-1])])
+        p, q = np.asarray(pis[agent]), np.asarray(new[agent])
+        D = (p * (np.log(p) - np.log(q))).sum(axis=1).max()
+        total += rho @ gain - C * D
+    got = float(rf.multi_agent_lower_bound(game, pis, new, order))
+    assert abs(got - total) <= 1e-9 * (1 + np.abs(V).max()) * (1 + C) * (1 + game.num_agents)

@@ -92,6 +92,29 @@ def _numpy_values(P, R, g, p):
     return V, R + g * P @ V - V[:, None]
 
 
+@at_most(50)
+@given(mdp_and_policy_pair(max_gamma=0.95))
+def test_lower_bound_and_penalty_are_the_closed_form(case):
+    """A24–A25's constants pinned: `penalty_coefficient` = 4γ·max_{s,a}|A_π(s,a)|/(1−γ)² and
+    `trpo_lower_bound` = J(π) + Σ_s ρ_π(s) Σ_a π̄(a|s) A_π(s,a) − C·max_s Σ_a π(a|s) log(π(a|s)/π̄(a|s)),
+    every term computed in numpy from an independently solved V_π, A_π and ρ_π (numpy's linear
+    solves). This pins the 4, γ, the square of 1−γ, `max` (not `mean`) over states and (s, a), the
+    KL's direction and the unnormalised ρ — which the inequality alone cannot (see
+    `test_trpo_lower_bound_holds`)."""
+    mdp, pi, pi_bar = case
+    P, R, g = np.asarray(mdp.P), np.asarray(mdp.R), float(mdp.gamma)
+    p, q = np.asarray(pi), np.asarray(pi_bar)
+    S = P.shape[0]
+    V, A = _numpy_values(P, R, g, p)
+    rho = np.linalg.solve((np.eye(S) - g * np.einsum("sa,sat->st", p, P)).T, np.asarray(mdp.rho0))
+    C = 4 * g * np.abs(A).max() / (1 - g) ** 2
+    kl = (p * (np.log(p) - np.log(q))).sum(axis=1).max()
+    expected = np.asarray(mdp.rho0) @ V + rho @ (q * A).sum(axis=1) - C * kl
+    t = 1e-9 * (1 + np.abs(V).max())
+    assert abs(float(rf.penalty_coefficient(mdp, pi)) - C) <= 1e-9 * (1 + C)
+    assert abs(float(rf.trpo_lower_bound(mdp, pi, pi_bar)) - expected) <= t * (1 + C * (1 + kl))
+
+
 @given(mdp_and_policy_pair(max_gamma=0.95), st.sampled_from([0.0, 0.05, 0.3, 1.0]))
 def test_kakade_langford_bound_for_mixtures(case, alpha):
     """B11 (TRPO eq. 6, Kakade & Langford 2002): for the mixture π_new = (1 − α)π + απ′,

@@ -1,0 +1,984 @@
+"""Mutation check: does every proof go red when the math it proves is broken?
+
+A curated catalogue of semantic mutants of `reference/` — each a small change a real bug would
+make (a sign flipped, a term dropped, γ for γ², the KL's direction swapped, the normalised for the
+unnormalised visitation, `min` for `max`, an off-by-one, a constant off by a factor, the agents'
+order or their new policies ignored, a check's tolerance loosened) — each naming the tests that
+claim to prove that code. One mutant at a time is applied to a temporary copy of the repository;
+its tests run (the `mutation` hypothesis profile: the quick profile's examples with fixed seeds,
+so a run is reproducible); a mutant that survives them is run against the whole suite. The table
+(mutant, killed or survived, by which test) and the score go to stdout and, with `--write`, to
+`docs/mutation.md`.
+
+A curated catalogue rather than mutmut or cosmic-ray: those generate thousands of syntactic
+mutants (most of them in argument checks and docstrings), and each costs a JAX start-up and
+compilation (5–60 s) here; a catalogue of the bugs that matter, each aimed at its proofs, runs in
+well under an hour on two cores.
+
+Usage (from the repository root, with the test extra installed):
+
+    python tools/mutation.py                 # every mutant, 2 at a time; prints the table
+    python tools/mutation.py --write         # ... and writes docs/mutation.md
+    python tools/mutation.py --only kl-direction --only gae-no-cut
+    python tools/mutation.py --list          # the catalogue, without running it
+    python tools/mutation.py --check         # every mutant applies to the current source
+
+Exit status: 0 when the score (killed / non-equivalent mutants) is at least `--target`
+(default 0.95), 1 otherwise, 2 on a bad argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NoReturn
+
+ROOT = Path(__file__).resolve().parent.parent
+T = "proofs_as_tests/"
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str  # under reference/
+    old: str  # must occur exactly once in the file
+    new: str
+    bug: str  # the bug it models
+    tests: tuple[str, ...]  # the proofs that claim this code (pytest node ids under proofs_as_tests/)
+    equivalent: str = ""  # non-empty: the mutant changes no output, and why
+
+
+def m(name: str, file: str, old: str, new: str, bug: str, *tests: str, equivalent: str = "") -> Mutant:
+    return Mutant(name, file, old, new, bug, tuple(T + t for t in tests), equivalent)
+
+
+CATALOGUE: tuple[Mutant, ...] = (
+    # ---- _mdp.py: the model, returns, sampling, the CS229 grid world
+    m(
+        "return-discount-off-by-one",
+        "_mdp.py",
+        "discounts = g ** jnp.arange(r.shape[-1], dtype=r.dtype)",
+        "discounts = g ** (jnp.arange(r.shape[-1], dtype=r.dtype) + 1)",
+        "discounted return starts at γ¹ instead of γ⁰",
+        "test_values.py::test_discounted_return_is_horner_recursion",
+        "test_values.py::test_expected_return_matches_monte_carlo",
+    ),
+    m(
+        "sample-reward-of-next-state",
+        "_mdp.py",
+        "return s_next, (s, a, mdp.R[s, a])",
+        "return s_next, (s, a, mdp.R[s_next, a])",
+        "a trajectory records the reward of the next state",
+        "test_values.py::test_expected_return_matches_monte_carlo",
+    ),
+    m(
+        "gridworld-slips-one-side",
+        "_mdp.py",
+        "(sides[name][1], slip),",
+        "(sides[name][0], slip),",
+        "the grid world slips twice to the same side",
+        "test_bellman.py::test_cs229_gridworld_optimal_values",
+    ),
+    m(
+        "gridworld-both-exits-positive",
+        "_mdp.py",
+        "terminals = {(4, 3): 1.0, (4, 2): -1.0}",
+        "terminals = {(4, 3): 1.0, (4, 2): 1.0}",
+        "the grid world's −1 exit pays +1",
+        "test_bellman.py::test_cs229_gridworld_optimal_values",
+    ),
+    m(
+        "one-hot-range-off-by-one",
+        "_mdp.py",
+        "lambda xp, a: (a < 0) | (a >= num_actions),",
+        "lambda xp, a: (a < 0) | (a > num_actions),",
+        "the action-range check lets `num_actions` itself through",
+        "test_errors.py::test_one_hot_policy_actions_in_range",
+    ),
+    # ---- _checks.py: the argument checks
+    m(
+        "row-sum-tolerance-loosened",
+        "_checks.py",
+        "return 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4",
+        "return 1e-2 if jnp.finfo(dtype).bits >= 64 else 1e-4",
+        "a probability row summing to 1.001 is accepted in float64",
+        "test_errors.py::test_transition_rows_must_sum_to_one",
+        "test_errors.py::test_policy_rows_must_sum_to_one",
+    ),
+    m(
+        "negative-probability-tolerated",
+        "_checks.py",
+        '(lambda xp, a: a < 0, f"{where}: `{name}` must be non-negative (probabilities)", _entry(name)),',
+        '(lambda xp, a: a < -1e-3, f"{where}: `{name}` must be non-negative (probabilities)", _entry(name)),',
+        "a slightly negative probability is accepted",
+        "test_errors.py::test_transition_probabilities_must_be_non_negative",
+        "test_errors.py::test_policy_must_be_non_negative",
+    ),
+    m(
+        "gamma-one-accepted",
+        "_checks.py",
+        "return check_interval(gamma, name, where, 0.0, 1.0, closed_hi=False)",
+        "return check_interval(gamma, name, where, 0.0, 1.0, closed_hi=True)",
+        "γ = 1 accepted (the Bellman system is then singular)",
+        "test_errors.py::test_gamma_must_lie_in_unit_interval",
+    ),
+    m(
+        "full-support-allows-zero",
+        "_checks.py",
+        "return check_where(pi, pi, lambda xp, x: x <= 0, message, name)",
+        "return check_where(pi, pi, lambda xp, x: x < 0, message, name)",
+        "a policy with a zero entry passes the full-support check (its KL ball is degenerate)",
+        "test_errors.py::test_exact_step_requires_full_support_and_valid_inputs",
+        "test_errors.py::test_algorithm_1_needs_full_support",
+    ),
+    # ---- _bellman.py: operators, evaluation, value and policy iteration
+    m(
+        "lookahead-sign",
+        "_bellman.py",
+        'return mdp.R + mdp.gamma * jnp.einsum("sat,t->sa", mdp.P, V)',
+        'return mdp.R - mdp.gamma * jnp.einsum("sat,t->sa", mdp.P, V)',
+        "R − γPV in the one-step lookahead",
+        "test_bellman.py::test_policy_evaluation_is_fixed_point_of_expectation_operator",
+        "test_values.py::test_action_values_satisfy_bellman",
+    ),
+    m(
+        "lookahead-transposed-P",
+        "_bellman.py",
+        'return mdp.R + mdp.gamma * jnp.einsum("sat,t->sa", mdp.P, V)',
+        'return mdp.R + mdp.gamma * jnp.einsum("tas,t->sa", mdp.P, V)',
+        "P indexed as P[s', a, s] in the lookahead",
+        "test_bellman.py::test_policy_evaluation_is_fixed_point_of_expectation_operator",
+        "test_values.py::test_action_values_satisfy_bellman",
+    ),
+    m(
+        "bellman-system-gamma-squared",
+        "_bellman.py",
+        "return jnp.eye(mdp.num_states, dtype=P_pi.dtype) - mdp.gamma * P_pi",
+        "return jnp.eye(mdp.num_states, dtype=P_pi.dtype) - mdp.gamma**2 * P_pi",
+        "γ² for γ in the Bellman system (I − γP_π)",
+        "test_bellman.py::test_policy_evaluation_is_fixed_point_of_expectation_operator",
+    ),
+    m(
+        "action-average-drops-an-action",
+        "_bellman.py",
+        "return sum(terms[1:], terms[0])",
+        "return sum(terms[2:], terms[0])",
+        "the policy average skips action 1 (an off-by-one in a loop over actions)",
+        "test_bellman.py::test_policy_evaluation_is_fixed_point_of_expectation_operator",
+        "test_values.py::test_action_values_satisfy_bellman",
+        "test_values.py::test_zero_expected_advantage",
+    ),
+    m(
+        "optimality-operator-mean",
+        "_bellman.py",
+        'return jnp.max(lookahead(mdp, _check_values(V, mdp, "bellman_optimality_operator")), axis=-1)',
+        'return jnp.mean(lookahead(mdp, _check_values(V, mdp, "bellman_optimality_operator")), axis=-1)',
+        "`mean` for `max` in T*",
+        "test_bellman.py::test_bellman_operators_are_gamma_contractions",
+        "test_bellman.py::test_value_iteration_equals_enumeration_and_policy_iteration",
+    ),
+    m(
+        "value-iteration-min",
+        "_bellman.py",
+        "return jnp.max(lookahead(mdp, V), axis=-1)",
+        "return jnp.min(lookahead(mdp, V), axis=-1)",
+        "`min` for `max` in value iteration's sweep",
+        "test_bellman.py::test_value_iteration_equals_enumeration_and_policy_iteration",
+    ),
+    m(
+        "vi-bound-constant",
+        "_bellman.py",
+        "c = mdp.gamma / (1.0 - mdp.gamma)",
+        "c = 1.0 / (1.0 - mdp.gamma)",
+        "1/(1−γ) for γ/(1−γ) in the span bound and its midpoint",
+        "test_bellman.py::test_value_iteration_bound_is_certified",
+        "test_bellman.py::test_value_iteration_bound_is_the_closed_form",
+    ),
+    m(
+        "vi-bound-halved",
+        "_bellman.py",
+        "return k + 1, TV, lo, hi, c * (hi - lo) / 2, bound",
+        "return k + 1, TV, lo, hi, c * (hi - lo) / 4, bound",
+        "the certified bound reported half as large (no longer certified)",
+        "test_bellman.py::test_value_iteration_bound_is_certified",
+        "test_bellman.py::test_value_iteration_bound_is_the_closed_form",
+    ),
+    m(
+        "vi-midpoint-dropped",
+        "_bellman.py",
+        "return ValueIterationResult(V + c * (hi + lo) / 2, bound, k.astype(jnp.int32))",
+        "return ValueIterationResult(V, bound, k.astype(jnp.int32))",
+        "the span midpoint correction dropped (the bound then does not hold)",
+        "test_bellman.py::test_value_iteration_bound_is_certified",
+        "test_bellman.py::test_value_iteration_bound_is_the_closed_form",
+    ),
+    m(
+        "greedy-argmin",
+        "_bellman.py",
+        'return jnp.argmax(lookahead(mdp, _check_values(V, mdp, "greedy_policy")), axis=-1)',
+        'return jnp.argmin(lookahead(mdp, _check_values(V, mdp, "greedy_policy")), axis=-1)',
+        "`argmin` for `argmax` in the greedy policy",
+        "test_bellman.py::test_greedy_policy_of_optimal_values_is_optimal",
+    ),
+    m(
+        "policy-iteration-stops-early",
+        "_bellman.py",
+        "return jnp.where(better, best, actions), V, jnp.any(better)",
+        "return jnp.where(better, best, actions), V, jnp.all(better)",
+        "policy iteration stops unless every state improves (`all` for `any`)",
+        "test_bellman.py::test_value_iteration_equals_enumeration_and_policy_iteration",
+    ),
+    # ---- _values.py: V, Q, J, A, ρ
+    m(
+        "advantage-uniform-baseline",
+        "_values.py",
+        "return lookahead(mdp, V) - V[:, None]",
+        "return lookahead(mdp, V) - jnp.mean(lookahead(mdp, V), axis=-1, keepdims=True)",
+        "the advantage's baseline averaged uniformly over actions instead of under π",
+        "test_values.py::test_zero_expected_advantage",
+    ),
+    m(
+        "expected-return-uniform-start",
+        "_values.py",
+        "return jnp.dot(mdp.rho0, policy_evaluation(mdp, pi))",
+        "return jnp.mean(policy_evaluation(mdp, pi))",
+        "J averaged over states uniformly instead of under ρ0",
+        "test_values.py::test_expected_return_is_initial_average_of_values",
+        "test_values.py::test_expected_return_matches_monte_carlo",
+    ),
+    m(
+        "visitation-transpose-dropped",
+        "_values.py",
+        "return solve_square(bellman_system(mdp, pi).T, mdp.rho0)",
+        "return solve_square(bellman_system(mdp, pi), mdp.rho0)",
+        "ρ solved with (I − γP_π) instead of its transpose",
+        "test_values.py::test_discounted_visitation_is_truncated_series",
+    ),
+    m(
+        "action-values-optimal",
+        "_values.py",
+        "return lookahead(mdp, policy_evaluation(mdp, pi))",
+        "return lookahead(mdp, policy_evaluation(mdp, jnp.full_like(pi, 1.0 / pi.shape[-1])))",
+        "Q computed for the uniform policy instead of π",
+        "test_values.py::test_action_values_satisfy_bellman",
+    ),
+    # ---- _linalg.py: the linear solves
+    m(
+        "gauss-jordan-no-pivot-division",
+        "_linalg.py",
+        "pivot_row = block[k, 1:] / block[k, 0]",
+        "pivot_row = block[k, 1:]",
+        "Gauss–Jordan forgets to divide by the pivot",
+        "test_linalg.py::test_bellman_solves_match_lapack_on_every_path",
+    ),
+    m(
+        "lu-transpose-permutation-inverted",
+        "_linalg.py",
+        "return jnp.zeros_like(z).at[permutation].set(z)",
+        "return z[permutation]",
+        "the transposed LU solve applies the permutation instead of its inverse",
+        "test_linalg.py::test_bellman_solves_match_lapack_on_every_path",
+    ),
+    m(
+        "refinement-tolerance-loosened",
+        "_linalg.py",
+        "tolerance = jnp.sqrt(n) * jnp.finfo(A.dtype).eps * jnp.max(jnp.sum(jnp.abs(A), axis=1))",
+        "tolerance = 1e8 * jnp.sqrt(n) * jnp.finfo(A.dtype).eps * jnp.max(jnp.sum(jnp.abs(A), axis=1))",
+        "iterative refinement stops at float32 accuracy (a check's tolerance loosened)",
+        "test_linalg.py::test_bellman_solves_match_lapack_on_every_path",
+    ),
+    m(
+        "refinement-sign",
+        "_linalg.py",
+        "x = x + _lu_solve(state.lu, state.permutation, r, not state.transpose).astype(A.dtype)",
+        "x = x - _lu_solve(state.lu, state.permutation, r, not state.transpose).astype(A.dtype)",
+        "refinement subtracts the correction",
+        "test_linalg.py::test_bellman_solves_match_lapack_on_every_path",
+        "test_linalg.py::test_refinement_falls_back_to_float64_when_float32_cannot_converge",
+        equivalent="the result is unchanged: refinement then diverges and the float64 fallback solves "
+        "the system exactly; only speed changes (benchmarks/linalg.py would show it)",
+    ),
+    # ---- _ppo.py: ratio, clipped objective, GAE
+    m(
+        "ratio-inverted",
+        "_ppo.py",
+        "return jnp.exp(new - old)",
+        "return jnp.exp(old - new)",
+        "the probability ratio inverted (old/new)",
+        "test_ppo.py::test_ppo_clip_closed_form",
+    ),
+    m(
+        "clip-max-for-min",
+        "_ppo.py",
+        "return jnp.minimum(r * A, jnp.clip(r, 1.0 - eps, 1.0 + eps) * A)",
+        "return jnp.maximum(r * A, jnp.clip(r, 1.0 - eps, 1.0 + eps) * A)",
+        "`max` for `min` in PPO-clip (an optimistic bound)",
+        "test_ppo.py::test_ppo_clip_closed_form",
+        "test_ppo.py::test_ppo_clip_gradient_regions",
+    ),
+    m(
+        "clip-upper-width-doubled",
+        "_ppo.py",
+        "return jnp.minimum(r * A, jnp.clip(r, 1.0 - eps, 1.0 + eps) * A)",
+        "return jnp.minimum(r * A, jnp.clip(r, 1.0 - eps, 1.0 + 2 * eps) * A)",
+        "the clip's upper edge at 1 + 2ε",
+        "test_ppo.py::test_ppo_clip_closed_form",
+        "test_ppo.py::test_ppo_clip_gradient_regions",
+    ),
+    m(
+        "clip-unclipped-term-dropped",
+        "_ppo.py",
+        "return jnp.minimum(r * A, jnp.clip(r, 1.0 - eps, 1.0 + eps) * A)",
+        "return jnp.clip(r, 1.0 - eps, 1.0 + eps) * A",
+        "only the clipped term (no pessimistic minimum)",
+        "test_ppo.py::test_ppo_clip_closed_form",
+        "test_ppo.py::test_ppo_clip_gradient_regions",
+    ),
+    m(
+        "gae-bootstraps-through-episode-end",
+        "_ppo.py",
+        "deltas = r + gamma * not_done * v[1:] - v[:-1]",
+        "deltas = r + gamma * v[1:] - v[:-1]",
+        "the TD error bootstraps from the next episode's first state (missing 1 − done)",
+        "test_ppo.py::test_gae_matches_explicit_sums_with_episode_ends",
+    ),
+    m(
+        "gae-trace-not-cut",
+        "_ppo.py",
+        "decay = gamma * lam * not_done",
+        "decay = gamma * lam",
+        "the λ-trace runs across an episode end",
+        "test_ppo.py::test_gae_matches_explicit_sums_with_episode_ends",
+    ),
+    m(
+        "gae-trace-without-gamma",
+        "_ppo.py",
+        "decay = gamma * lam * not_done",
+        "decay = lam * not_done",
+        "λ for γλ in the trace",
+        "test_ppo.py::test_gae_matches_explicit_sums_with_episode_ends",
+        "test_ppo.py::test_gae_with_exact_values_is_unbiased",
+    ),
+    m(
+        "gae-lambda-for-gamma",
+        "_ppo.py",
+        "deltas = r + gamma * not_done * v[1:] - v[:-1]",
+        "deltas = r + lam * not_done * v[1:] - v[:-1]",
+        "λ and γ swapped in the TD error",
+        "test_ppo.py::test_gae_matches_explicit_sums_with_episode_ends",
+        "test_ppo.py::test_gae_with_exact_values_is_unbiased",
+    ),
+    m(
+        "ratio-check-loosened",
+        "_ppo.py",
+        'return check_where(r, r, lambda xp, x: x < 0, f"{where}: `{name}` must be >= 0 (a ratio of probabilities)", name)',
+        'return check_where(r, r, lambda xp, x: x < -1.0, f"{where}: `{name}` must be >= 0 (a ratio of probabilities)", name)',
+        "a negative ratio is accepted",
+        "test_errors.py::test_clip_and_ratio_shapes_must_agree",
+        "test_errors.py::test_multi_agent_objectives_arguments",
+    ),
+    m(
+        "gae-dones-check-loosened",
+        "_ppo.py",
+        "bad_dones = jnp.any((df != 0) & (df != 1)) if check_dones else jnp.asarray(False)",
+        "bad_dones = jnp.any((df < 0) | (df > 1)) if check_dones else jnp.asarray(False)",
+        "under jit, a `dones` of 0.5 is accepted",
+        "test_errors.py::test_gae_shapes",
+    ),
+    # ---- _trust_region.py: KL, TV, surrogate, Theorem 1, the exact step
+    m(
+        "kl-direction-swapped",
+        "_trust_region.py",
+        "return jnp.sum(xlogy(p_arr, p_arr) - xlogy(p_arr, q_arr), axis=-1)",
+        "return jnp.sum(xlogy(q_arr, q_arr) - xlogy(q_arr, p_arr), axis=-1)",
+        "D_KL(q‖p) for D_KL(p‖q)",
+        "test_trust_region.py::test_kl_is_nonnegative_and_zero_iff_equal",
+        "test_markov_game.py::test_kl_of_product_policies_is_sum",
+    ),
+    m(
+        "max-kl-mean",
+        "_trust_region.py",
+        "return jnp.max(kl_divergence(pi, pi_bar))",
+        "return jnp.mean(kl_divergence(pi, pi_bar))",
+        "`mean` for `max` over states in D_KL^max",
+        "test_trust_region.py::test_trpo_lower_bound_holds",
+        "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+    ),
+    m(
+        "tv-without-half",
+        "_trust_region.py",
+        "return jnp.max(0.5 * jnp.sum(jnp.abs(p - q), axis=-1))",
+        "return jnp.max(jnp.sum(jnp.abs(p - q), axis=-1))",
+        "the total variation without its ½ (the L1 distance)",
+        "test_trust_region.py::test_surrogate_error_bound_is_the_closed_form",
+    ),
+    m(
+        "mean-kl-unnormalised",
+        "_trust_region.py",
+        "weights = (1.0 - mdp.gamma) * discounted_visitation(mdp, pi_arr)",
+        "weights = discounted_visitation(mdp, pi_arr)",
+        "the mean KL weighted by the unnormalised ρ (its weights sum to 1/(1−γ))",
+        "test_trust_region.py::test_mean_kl_uses_normalised_visitation",
+    ),
+    m(
+        "surrogate-normalised-visitation",
+        "_trust_region.py",
+        "rho = discounted_visitation(mdp, pi_arr)\n    gain",
+        "rho = (1.0 - mdp.gamma) * discounted_visitation(mdp, pi_arr)\n    gain",
+        "the surrogate's gain weighted by the normalised (1−γ)ρ_π",
+        "test_trust_region.py::test_surrogate_matches_objective_to_first_order",
+        "test_trust_region.py::test_trpo_lower_bound_holds",
+    ),
+    m(
+        "performance-difference-old-visitation",
+        "_trust_region.py",
+        "rho_bar = discounted_visitation(mdp, pi_bar_arr)",
+        "rho_bar = discounted_visitation(mdp, pi_arr)",
+        "the performance difference weighted by the OLD policy's visitation",
+        "test_trust_region.py::test_performance_difference_lemma",
+    ),
+    m(
+        "penalty-factor-2",
+        "_trust_region.py",
+        "return 4.0 * gamma * jnp.max(jnp.abs(A)) / (1.0 - gamma) ** 2",
+        "return 2.0 * gamma * jnp.max(jnp.abs(A)) / (1.0 - gamma) ** 2",
+        "C with 2 for 4 (the mixture bound's constant)",
+        "test_trust_region.py::test_trpo_lower_bound_holds",
+        "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+    ),
+    m(
+        "penalty-mean-advantage",
+        "_trust_region.py",
+        "return 4.0 * gamma * jnp.max(jnp.abs(A)) / (1.0 - gamma) ** 2",
+        "return 4.0 * gamma * jnp.mean(jnp.abs(A)) / (1.0 - gamma) ** 2",
+        "`mean` for `max` of |A_π| in C",
+        "test_trust_region.py::test_trpo_lower_bound_holds",
+        "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+    ),
+    m(
+        "penalty-one-minus-gamma-once",
+        "_trust_region.py",
+        "return 4.0 * gamma * jnp.max(jnp.abs(A)) / (1.0 - gamma) ** 2",
+        "return 4.0 * gamma * jnp.max(jnp.abs(A)) / (1.0 - gamma)",
+        "(1−γ) for (1−γ)² in C",
+        "test_trust_region.py::test_trpo_lower_bound_holds",
+        "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+    ),
+    m(
+        "lower-bound-kl-reversed",
+        "_trust_region.py",
+        "D = max_kl(pi_arr, pi_bar_arr)",
+        "D = max_kl(pi_bar_arr, pi_arr)",
+        "Theorem 1's penalty with D_KL(π̄‖π) instead of D_KL(π‖π̄)",
+        "test_trust_region.py::test_trpo_lower_bound_holds",
+        "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+    ),
+    m(
+        "error-bound-denominator",
+        "_trust_region.py",
+        "return 4.0 * alpha**2 * g * eps / ((1.0 - g) * (1.0 - g * (1.0 - alpha)))",
+        "return 4.0 * alpha**2 * g * eps / ((1.0 - g) * (1.0 - g))",
+        "(1−γ)² for (1−γ)(1−γ(1−α)) in the two-sided bound",
+        "test_trust_region.py::test_surrogate_error_bound_is_the_closed_form",
+    ),
+    m(
+        "exact-step-multiplier",
+        "_trust_region.py",
+        "lam = jnp.exp(x - log_Er)",
+        "lam = jnp.exp(x + log_Er)",
+        "the per-state KL multiplier λ_s = e^x / E[r] computed as e^x·E[r]",
+        "test_trust_region.py::test_exact_step_is_the_maximiser",
+        "test_trust_region.py::test_exact_step_single_state_matches_direct_optimisation",
+    ),
+    m(
+        "exact-step-kl-sign",
+        "_trust_region.py",
+        "kl = jnp.sum(p * jnp.log1p(z), axis=-1) + log_Er",
+        "kl = jnp.sum(p * jnp.log1p(z), axis=-1) - log_Er",
+        "a sign error in the per-state KL of the tilted policy",
+        "test_trust_region.py::test_exact_step_is_the_maximiser",
+        "test_trust_region.py::test_exact_step_single_state_matches_direct_optimisation",
+    ),
+    m(
+        "exact-step-zero-penalty-not-greedy",
+        "_trust_region.py",
+        "q = jnp.where(C > 0, q, greedy)",
+        "q = jnp.where(C > 0, q, p)",
+        "with no penalty (C = 0) the step stays put instead of going greedy",
+        "test_trust_region.py::test_exact_step_is_the_maximiser",
+        "test_trust_region.py::test_exact_step_single_state_matches_direct_optimisation",
+    ),
+    m(
+        "mm-normalised-weights",
+        "_trust_region.py",
+        "new = _exact_step(pi, discounted_visitation(mdp, pi), A, C).policy",
+        "new = _exact_step(pi, (1.0 - mdp.gamma) * discounted_visitation(mdp, pi), A, C).policy",
+        "the MM step maximises the surrogate with the normalised ρ (not Theorem 1's bound)",
+        "test_trust_region.py::test_monotonic_policy_iteration_never_decreases_J",
+    ),
+    m(
+        "mm-half-penalty",
+        "_trust_region.py",
+        "C = _penalty_from_advantages(mdp.gamma, A)\n        new",
+        "C = 0.5 * _penalty_from_advantages(mdp.gamma, A)\n        new",
+        "the MM iteration maximises with half the penalty (no longer a minorant)",
+        "test_trust_region.py::test_monotonic_policy_iteration_never_decreases_J",
+    ),
+    # ---- _trpo.py: Fisher-vector product, natural gradient, line search
+    m(
+        "fvp-damping-dropped",
+        "_trpo.py",
+        "return _tree_axpy(d, v, hvp(v))",
+        "return hvp(v)",
+        "the Fisher-vector product ignores its damping",
+        "test_trpo.py::test_tabular_softmax_fisher_matches_closed_form",
+    ),
+    m(
+        "step-scale-without-2",
+        "_trpo.py",
+        "scale = jnp.where(positive, jnp.sqrt(2.0 * delta / jnp.where(positive, sHs, 1.0)), 0.0)",
+        "scale = jnp.where(positive, jnp.sqrt(delta / jnp.where(positive, sHs, 1.0)), 0.0)",
+        "the natural step scaled by √(δ/sᵀHs) instead of √(2δ/sᵀHs)",
+        "test_trpo.py::test_natural_gradient_step_is_optimal_on_the_ellipsoid",
+    ),
+    m(
+        "step-scale-delta-not-sqrt",
+        "_trpo.py",
+        "scale = jnp.where(positive, jnp.sqrt(2.0 * delta / jnp.where(positive, sHs, 1.0)), 0.0)",
+        "scale = jnp.where(positive, 2.0 * delta / jnp.where(positive, sHs, 1.0), 0.0)",
+        "the step scaled by δ instead of √δ",
+        "test_trpo.py::test_natural_gradient_step_is_optimal_on_the_ellipsoid",
+    ),
+    m(
+        "line-search-kl-doubled",
+        "_trpo.py",
+        "ok = (kl_fn(new) <= delta) & (gain > 0) & (gain >= accept_ratio * frac * expected)",
+        "ok = (kl_fn(new) <= 2.0 * delta) & (gain > 0) & (gain >= accept_ratio * frac * expected)",
+        "the line search accepts a KL up to 2δ",
+        "test_trpo.py::test_trpo_update_improves_within_the_trust_region",
+        "test_heterogeneous_agent.py::test_hatrpo_update_respects_the_kl_threshold",
+    ),
+    m(
+        "line-search-accepts-any-gain",
+        "_trpo.py",
+        "ok = (kl_fn(new) <= delta) & (gain > 0) & (gain >= accept_ratio * frac * expected)",
+        "ok = (kl_fn(new) <= delta)",
+        "the line search accepts a step that lowers the surrogate",
+        "test_trpo.py::test_trpo_update_improves_within_the_trust_region",
+    ),
+    m(
+        "trpo-gradient-descent",
+        "_trpo.py",
+        "g = jax.grad(surrogate_fn)(params)\n    fvp",
+        "g = jax.tree_util.tree_map(jnp.negative, jax.grad(surrogate_fn)(params))\n    fvp",
+        "TRPO steps down the surrogate's gradient",
+        "test_trpo.py::test_trpo_update_improves_within_the_trust_region",
+    ),
+    # ---- _markov_game.py: joint policies, marginals, Lemmas 1–2, Nash gap, Fig. 1
+    m(
+        "joint-policy-axes-reversed",
+        "_markov_game.py",
+        'spec = ",".join(f"s{c}" for c in letters) + "->s" + letters\n',
+        'spec = ",".join(f"s{c}" for c in letters) + "->s" + letters[::-1]\n',
+        "the joint policy's agent axes in reverse order",
+        "test_markov_game.py::test_marginal_values_match_enumeration",
+    ),
+    m(
+        "marginal-axes-sorted",
+        "_markov_game.py",
+        'out = "s" + "".join(letters[i] for i in keep)',
+        'out = "s" + "".join(letters[i] for i in sorted(keep))',
+        "the marginal's axes follow the sorted agents, not the given order",
+        "test_markov_game.py::test_marginal_values_match_enumeration",
+    ),
+    m(
+        "multi-agent-advantage-no-baseline",
+        "_markov_game.py",
+        "return both - base.reshape(base.shape + (1,) * len(keep))",
+        "return both - jnp.mean(both)",
+        "A^{i_{1:m}} with a global instead of a per-state, per-prior-action baseline",
+        "test_markov_game.py::test_advantage_decomposition",
+        "test_markov_game.py::test_zero_expected_local_advantage",
+    ),
+    m(
+        "local-advantage-ignores-new-policies",
+        "_markov_game.py",
+        "weights = {i: new.get(i, old[i]) for i in range(len(old))}",
+        "weights = {i: old[i] for i in range(len(old))}",
+        "the earlier agents' NEW policies ignored (a simultaneous update)",
+        "test_markov_game.py::test_surrogate_splits_across_agents",
+    ),
+    m(
+        "lemma2-mean-kl",
+        "_markov_game.py",
+        "D_m = jnp.max(kl_divergence(pis[agent], new[agent]))",
+        "D_m = jnp.mean(kl_divergence(pis[agent], new[agent]))",
+        "`mean` for `max` in Lemma 2's per-agent KL",
+        "test_markov_game.py::test_multi_agent_lower_bound_holds",
+        "test_markov_game.py::test_multi_agent_lower_bound_is_the_closed_form",
+    ),
+    m(
+        "lemma2-penalty-halved",
+        "_markov_game.py",
+        "total = total + L_m - jnp.where(C > 0, C * D_m, 0.0)",
+        "total = total + L_m - jnp.where(C > 0, 0.5 * C * D_m, 0.0)",
+        "Lemma 2's penalty with C/2",
+        "test_markov_game.py::test_multi_agent_lower_bound_holds",
+        "test_markov_game.py::test_multi_agent_lower_bound_is_the_closed_form",
+    ),
+    m(
+        "multi-agent-surrogate-normalised",
+        "_markov_game.py",
+        "return jnp.dot(rho, jnp.sum(new[order[-1]] * a_bar, axis=-1))",
+        "return (1.0 - game.gamma) * jnp.dot(rho, jnp.sum(new[order[-1]] * a_bar, axis=-1))",
+        "the multi-agent surrogate with the normalised visitation",
+        "test_markov_game.py::test_surrogate_splits_across_agents",
+    ),
+    m(
+        "nash-gap-min-over-agents",
+        "_markov_game.py",
+        "return jnp.maximum(jnp.max(jnp.stack(gains)), 0.0)",
+        "return jnp.maximum(jnp.min(jnp.stack(gains)), 0.0)",
+        "the Nash gap takes the smallest agent's gain",
+        "test_heterogeneous_agent.py::test_nash_gap_is_the_best_unilateral_gain_by_enumeration",
+    ),
+    m(
+        "nash-gap-start-uniform",
+        "_markov_game.py",
+        "gains.append(jnp.dot(game.rho0, V) - J)",
+        "gains.append(jnp.mean(V) - J)",
+        "the best response's return averaged uniformly over states instead of under ρ0",
+        "test_heterogeneous_agent.py::test_nash_gap_is_the_best_unilateral_gain_by_enumeration",
+    ),
+    m(
+        "fig1-sequential-uses-old",
+        "_markov_game.py",
+        "sequential = jnp.stack([first, mu[1] + jnp.sign(first) * radius])",
+        "sequential = jnp.stack([first, mu[1] + jnp.sign(mu[0]) * radius])",
+        "the second agent steps against the first agent's OLD mean",
+        "test_heterogeneous_agent.py::test_simultaneous_updates_can_lower_the_return",
+    ),
+    # ---- _heterogeneous_agent.py: Algorithm 1, MAPPO/HAPPO objectives, HATRPO/HAPPO updates
+    m(
+        "algorithm-1-simultaneous",
+        "_heterogeneous_agent.py",
+        "weights = {i: jnp.where(done[i], new[i], old[i]) for i in range(n) if i != agent}",
+        "weights = {i: old[i] for i in range(n) if i != agent}",
+        "Algorithm 1 with every agent against the others' OLD policies (simultaneous)",
+        "test_heterogeneous_agent.py::test_algorithm_1_improves_monotonically",
+    ),
+    m(
+        "algorithm-1-half-penalty",
+        "_heterogeneous_agent.py",
+        "C = _penalty_from_advantages(game.gamma, A)",
+        "C = 0.5 * _penalty_from_advantages(game.gamma, A)",
+        "Algorithm 1's penalty halved (no longer Lemma 2's minorant)",
+        "test_heterogeneous_agent.py::test_algorithm_1_improves_monotonically",
+    ),
+    m(
+        "algorithm-1-local-baseline-dropped",
+        "_heterogeneous_agent.py",
+        "a_bar = q - jnp.sum(old[agent] * q, axis=-1, keepdims=True)",
+        "a_bar = q",
+        "the local advantage without its per-state baseline",
+        "test_heterogeneous_agent.py::test_algorithm_1_improves_monotonically",
+        equivalent="the exact step maximises Σ_s w_s⟨q_s, a_s⟩ − C·max_s KL over the simplex, and "
+        "⟨q_s, a_s + c_s⟩ = ⟨q_s, a_s⟩ + c_s: a per-state constant changes no maximiser",
+    ),
+    m(
+        "mappo-mean-over-agents",
+        "_heterogeneous_agent.py",
+        "return jnp.sum(ppo_clip_objective(r, jnp.broadcast_to(A[..., None], r.shape), eps), axis=-1)",
+        "return jnp.mean(ppo_clip_objective(r, jnp.broadcast_to(A[..., None], r.shape), eps), axis=-1)",
+        "MAPPO's objective averages instead of sums the agents' terms",
+        "test_heterogeneous_agent.py::test_mappo_objective_at_old_policy",
+    ),
+    m(
+        "happo-factor-sum",
+        "_heterogeneous_agent.py",
+        "return jnp.prod(r, axis=-1) * A",
+        "return jnp.sum(r, axis=-1) * A",
+        "the HAPPO factor sums instead of multiplies the earlier ratios",
+        "test_heterogeneous_agent.py::test_happo_factor_is_importance_weight",
+    ),
+    m(
+        "happo-objective-epsilon-doubled",
+        "_heterogeneous_agent.py",
+        "return ppo_clip_objective(r, M, eps)",
+        "return ppo_clip_objective(r, M, 2.0 * eps)",
+        "HAPPO clips at 1 ± 2ε",
+        "test_heterogeneous_agent.py::test_happo_objective_properties",
+    ),
+    m(
+        "hatrpo-factor-not-updated",
+        "_heterogeneous_agent.py",
+        "return new_p, M * jnp.exp(_log_prob(fn, new_p, o, a) - lp_old)",
+        "return new_p, M",
+        "HATRPO never multiplies M by the updated agent's ratio",
+        "test_heterogeneous_agent.py::test_hatrpo_update_is_sequential_with_the_product_factor",
+    ),
+    m(
+        "happo-factor-not-updated",
+        "_heterogeneous_agent.py",
+        "return p, s, M * jnp.exp(_log_prob(fn, p, o, a) - lp_old)",
+        "return p, s, M",
+        "HAPPO never multiplies M by the updated agent's ratio",
+        "test_heterogeneous_agent.py::test_happo_update_is_sequential_with_the_product_factor",
+    ),
+    m(
+        "happo-ratio-inverted",
+        "_heterogeneous_agent.py",
+        "ratio = jnp.exp(logp - lp_old[idx])",
+        "ratio = jnp.exp(lp_old[idx] - logp)",
+        "HAPPO's agent ratio inverted",
+        "test_heterogeneous_agent.py::test_happo_with_one_agent_is_ppo",
+        "test_heterogeneous_agent.py::test_happo_update_is_sequential_with_the_product_factor",
+    ),
+    m(
+        "hatrpo-kl-reversed",
+        "_heterogeneous_agent.py",
+        "return jnp.mean(jnp.sum(jnp.exp(old_logp_full) * (old_logp_full - fn(q, o)), axis=-1))",
+        "return jnp.mean(jnp.sum(jnp.exp(fn(q, o)) * (fn(q, o) - old_logp_full), axis=-1))",
+        "HATRPO's constraint with D_KL(new‖old)",
+        "test_heterogeneous_agent.py::test_hatrpo_update_respects_the_kl_threshold",
+        "test_heterogeneous_agent.py::test_hatrpo_update_is_sequential_with_the_product_factor",
+    ),
+    m(
+        "hatrpo-agent-order-fixed-reversed",
+        "_heterogeneous_agent.py",
+        "order = jax.random.permutation(key, n)\n    if _homogeneous(params, policy_fns, obs):",
+        "order = jnp.arange(n)[::-1]\n    if _homogeneous(params, policy_fns, obs):",
+        "HATRPO ignores its key and always updates the agents in reverse order",
+        "test_heterogeneous_agent.py::test_hatrpo_update_is_sequential_with_the_product_factor",
+    ),
+    m(
+        "happo-entropy-sign",
+        "_heterogeneous_agent.py",
+        "return -(objective + entropy_coef * entropy)",
+        "return -(objective - entropy_coef * entropy)",
+        "HAPPO's entropy bonus becomes a penalty",
+        "test_heterogeneous_agent.py::test_happo_update_is_sequential_with_the_product_factor",
+        "test_heterogeneous_agent.py::test_happo_with_one_agent_is_ppo",
+    ),
+    # ---- _marl_training.py: the trainer
+    m(
+        "trainer-gae-gamma-lambda-swapped",
+        "_marl_training.py",
+        "advantages = gae(rewards, all_values, dones, cfg.gamma, cfg.gae_lambda)",
+        "advantages = gae(rewards, all_values, dones, cfg.gae_lambda, cfg.gamma)",
+        "the trainer passes λ as γ and γ as λ",
+        "test_marl_training.py::test_heterogeneous_agents_solve_the_parameter_sharing_game",
+        "test_marl_training.py::test_simple_spread_short_run_beats_random",
+    ),
+    m(
+        "trainer-critic-targets-without-values",
+        "_marl_training.py",
+        "targets = advantages + values",
+        "targets = advantages",
+        "the critic regresses on the advantages instead of the λ-returns",
+        "test_marl_training.py::test_heterogeneous_agents_solve_the_parameter_sharing_game",
+        "test_marl_training.py::test_simple_spread_short_run_beats_random",
+    ),
+)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is answered with one line (no usage block) and status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def apply(source: str, mutant: Mutant) -> str:
+    count = source.count(mutant.old)
+    if count != 1:
+        raise ValueError(f"mutant {mutant.name}: the original text occurs {count} times in reference/{mutant.file}")
+    return source.replace(mutant.old, mutant.new)
+
+
+def copy_repository(dest: Path) -> None:
+    ignore = shutil.ignore_patterns(".git", ".venv", "site", "__pycache__", ".hypothesis", "runs", "*.egg-info")
+    shutil.copytree(ROOT, dest, ignore=ignore, dirs_exist_ok=True)
+
+
+def run_pytest(copy: Path, args: list[str], timeout: float) -> tuple[int, str]:
+    env = dict(os.environ, HYPOTHESIS_PROFILE="mutation", PYTHONDONTWRITEBYTECODE="1", JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider", "--no-header", *args]
+    try:
+        done = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, "timeout"
+    return done.returncode, done.stdout + done.stderr
+
+
+FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
+
+
+def first_failure(output: str) -> str:
+    found = FAILED.search(output)
+    return found.group(1).removeprefix(T) if found else "?"
+
+
+@dataclasses.dataclass
+class Outcome:
+    mutant: Mutant
+    status: str  # killed | survived | equivalent | error
+    by: str
+    seconds: float
+
+
+def check_one(mutant: Mutant, copy: Path, whole_suite: bool, timeout: float) -> Outcome:
+    path = copy / "reference" / mutant.file
+    original = path.read_text()
+    start = time.monotonic()
+    try:
+        path.write_text(apply(original, mutant))
+        code, out = run_pytest(copy, list(mutant.tests), timeout)
+        if code == 1:
+            return Outcome(mutant, "killed", first_failure(out), time.monotonic() - start)
+        if code != 0:
+            return Outcome(mutant, "error", f"pytest exit {code}: {out.strip().splitlines()[-1:]}", 0.0)
+        if whole_suite and not mutant.equivalent:
+            code, out = run_pytest(copy, ["proofs_as_tests"], 4 * timeout)
+            if code == 1:
+                return Outcome(mutant, "killed", first_failure(out) + " (whole suite)", time.monotonic() - start)
+            if code != 0:
+                return Outcome(
+                    mutant, "error", f"whole suite: pytest exit {code}: {out.strip().splitlines()[-1:]}", 0.0
+                )
+        status = "equivalent" if mutant.equivalent else "survived"
+        return Outcome(mutant, status, "", time.monotonic() - start)
+    finally:
+        path.write_text(original)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    lines = ["| mutant | module | the bug it models | result | first failing test |", "|---|---|---|---|---|"]
+    for o in outcomes:
+        result = o.status + (f" ({o.mutant.equivalent})" if o.status == "equivalent" else "")
+        lines.append(f"| `{o.mutant.name}` | `{o.mutant.file}` | {o.mutant.bug} | {result} | {o.by and f'`{o.by}`'} |")
+    return "\n".join(lines)
+
+
+def score(outcomes: list[Outcome]) -> tuple[int, int]:
+    relevant = [o for o in outcomes if o.status != "equivalent"]
+    return sum(o.status == "killed" for o in relevant), len(relevant)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(
+        prog="mutation.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", action="append", metavar="NAME", help="run only this mutant (repeatable)")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants checked at once, each in its own copy")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per pytest run")
+    parser.add_argument("--no-whole-suite", action="store_true", help="do not rerun the whole suite on a survivor")
+    parser.add_argument("--target", type=float, default=0.95, help="the score below which the exit status is 1")
+    parser.add_argument("--write", action="store_true", help="write the table and score to docs/mutation.md")
+    parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    parser.add_argument("--check", action="store_true", help="check that every mutant applies, and exit")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"argument --jobs: must be >= 1, but is {args.jobs}")
+    if not 0.0 <= args.target <= 1.0:
+        parser.error(f"argument --target: must lie in [0, 1], but is {args.target}")
+    names = {mu.name for mu in CATALOGUE}
+    if len(names) != len(CATALOGUE):
+        parser.error("the catalogue repeats a mutant name")
+    unknown = sorted(set(args.only or ()) - names)
+    if unknown:
+        parser.error(f"argument --only: no mutant named {', '.join(unknown)} (see --list)")
+    chosen = [mu for mu in CATALOGUE if not args.only or mu.name in args.only]
+    for mu in chosen:
+        try:
+            apply((ROOT / "reference" / mu.file).read_text(), mu)
+        except ValueError as err:
+            print(f"mutation.py: error: {err}", file=sys.stderr)
+            return 2
+    if args.list or args.check:
+        for mu in chosen:
+            print(f"{mu.name:42s} reference/{mu.file:24s} {mu.bug}")
+        print(f"{len(chosen)} mutants over {len({mu.file for mu in chosen})} modules; all apply.")
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
+        copies = [Path(tmp) / f"copy{j}" for j in range(min(args.jobs, len(chosen)))]
+        for copy in copies:
+            copy_repository(copy)
+        tests = sorted({t for mu in chosen for t in mu.tests})
+        code, out = run_pytest(copies[0], tests, args.timeout)
+        if code != 0:
+            print(f"mutation.py: error: the unmutated code fails its tests ({first_failure(out)})", file=sys.stderr)
+            return 2
+        free = list(copies)
+        outcomes: dict[str, Outcome] = {}
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(len(copies)) as pool:
+            pending = {}
+            queue = list(chosen)
+            while queue or pending:
+                while queue and free:
+                    mu, copy = queue.pop(0), free.pop()
+                    pending[pool.submit(check_one, mu, copy, not args.no_whole_suite, args.timeout)] = copy
+                done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                for fut in done:
+                    free.append(pending.pop(fut))
+                    o = fut.result()
+                    outcomes[o.mutant.name] = o
+                    print(f"{o.status:10s} {o.mutant.name:42s} {o.seconds:6.0f} s  {o.by}", flush=True)
+        ordered = [outcomes[mu.name] for mu in chosen]
+        killed, relevant = score(ordered)
+        minutes = (time.monotonic() - start) / 60
+    summary = (
+        f"{killed} of {relevant} non-equivalent mutants killed ({killed / max(relevant, 1):.1%}); "
+        f"{len(ordered) - relevant} equivalent; {len(ordered)} mutants in {minutes:.0f} min"
+    )
+    print()
+    print(table(ordered))
+    print()
+    print(summary)
+    if args.write:
+        write_docs(ordered, summary)
+    return 0 if killed >= args.target * relevant else 1
+
+
+def write_docs(outcomes: list[Outcome], summary: str) -> None:
+    survivors = [o for o in outcomes if o.status in ("survived", "error")]
+    text = [
+        "# Mutation check",
+        "",
+        "Does every proof go red when the math it proves is broken? `tools/mutation.py` applies one",
+        "deliberate bug at a time to a copy of `reference/` — a sign flipped, a term dropped, γ for γ²,",
+        "the KL's direction swapped, `mean` for `max`, an off-by-one, a constant off by a factor, the",
+        "agents' new policies ignored, a check's tolerance loosened — and runs the tests that claim to",
+        "prove that code (then the whole suite, for a mutant they miss). Rerun it from a clone:",
+        "",
+        "```bash",
+        "python tools/mutation.py --write   # about 30–40 min on 2 cores",
+        "```",
+        "",
+        f"**Last run: {summary}.**",
+        "",
+        "A mutant marked *equivalent* changes no output of the library; the reason is given beside it.",
+        "",
+    ]
+    if survivors:
+        text += ["Survivors, and why:", ""]
+        text += [f"- `{o.mutant.name}`: {o.status}; {o.by or 'no test noticed it'}" for o in survivors]
+        text.append("")
+    text += [table(outcomes), ""]
+    (ROOT / "docs" / "mutation.md").write_text("\n".join(text))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
