@@ -412,6 +412,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         "`mean` for `max` over states in D_KL^max",
         "test_trust_region.py::test_trpo_lower_bound_holds",
         "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+        "test_tightness.py::test_theorem_1_kl_form_at_its_worst_instance",
+        "test_tightness.py::test_theorem_1_tv_form_at_its_worst_instance",
     ),
     m(
         "tv-without-half",
@@ -420,6 +422,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "return jnp.max(jnp.sum(jnp.abs(p - q), axis=-1))",
         "the total variation without its ½ (the L1 distance)",
         "test_trust_region.py::test_surrogate_error_bound_is_the_closed_form",
+        "test_tightness.py::test_theorem_1_tv_form_at_its_worst_instance",
     ),
     m(
         "mean-kl-unnormalised",
@@ -437,6 +440,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "the surrogate's gain weighted by the normalised (1−γ)ρ_π",
         "test_trust_region.py::test_surrogate_matches_objective_to_first_order",
         "test_trust_region.py::test_trpo_lower_bound_holds",
+        "test_tightness.py::test_kakade_langford_bound_at_its_worst_instance",
     ),
     m(
         "performance-difference-old-visitation",
@@ -454,6 +458,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         "C with 2 for 4 (the mixture bound's constant)",
         "test_trust_region.py::test_trpo_lower_bound_holds",
         "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+        "test_tightness.py::test_theorem_1_kl_form_at_its_worst_instance",
+        "test_tightness.py::test_theorem_1_tv_form_at_its_worst_instance",
     ),
     m(
         "penalty-mean-advantage",
@@ -463,6 +469,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         "`mean` for `max` of |A_π| in C",
         "test_trust_region.py::test_trpo_lower_bound_holds",
         "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+        "test_tightness.py::test_theorem_1_kl_form_at_its_worst_instance",
+        "test_tightness.py::test_theorem_1_tv_form_at_its_worst_instance",
     ),
     m(
         "penalty-one-minus-gamma-once",
@@ -472,6 +480,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         "(1−γ) for (1−γ)² in C",
         "test_trust_region.py::test_trpo_lower_bound_holds",
         "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+        "test_tightness.py::test_theorem_1_kl_form_at_its_worst_instance",
+        "test_tightness.py::test_theorem_1_tv_form_at_its_worst_instance",
     ),
     m(
         "lower-bound-kl-reversed",
@@ -481,6 +491,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         "Theorem 1's penalty with D_KL(π̄‖π) instead of D_KL(π‖π̄)",
         "test_trust_region.py::test_trpo_lower_bound_holds",
         "test_trust_region.py::test_lower_bound_and_penalty_are_the_closed_form",
+        "test_tightness.py::test_theorem_1_kl_form_at_its_worst_instance",
+        "test_tightness.py::test_theorem_1_tv_form_at_its_worst_instance",
     ),
     m(
         "error-bound-denominator",
@@ -489,6 +501,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "return 4.0 * alpha**2 * g * eps / ((1.0 - g) * (1.0 - g))",
         "(1−γ)² for (1−γ)(1−γ(1−α)) in the two-sided bound",
         "test_trust_region.py::test_surrogate_error_bound_is_the_closed_form",
+        "test_tightness.py::test_two_sided_error_bound_at_its_worst_instance",
     ),
     m(
         "exact-step-multiplier",
@@ -625,6 +638,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "`mean` for `max` in Lemma 2's per-agent KL",
         "test_markov_game.py::test_multi_agent_lower_bound_holds",
         "test_markov_game.py::test_multi_agent_lower_bound_is_the_closed_form",
+        "test_tightness.py::test_lemma_2_at_its_worst_instance",
     ),
     m(
         "lemma2-penalty-halved",
@@ -634,6 +648,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "Lemma 2's penalty with C/2",
         "test_markov_game.py::test_multi_agent_lower_bound_holds",
         "test_markov_game.py::test_multi_agent_lower_bound_is_the_closed_form",
+        "test_tightness.py::test_lemma_2_at_its_worst_instance",
     ),
     m(
         "multi-agent-surrogate-normalised",
@@ -916,9 +931,10 @@ def main(argv: list[str] | None = None) -> int:
         for copy in copies:
             copy_repository(copy)
         tests = sorted({t for mu in chosen for t in mu.tests})
-        code, out = run_pytest(copies[0], tests, args.timeout)
+        code, out = run_pytest(copies[0], tests, 4 * args.timeout)
         if code != 0:
-            print(f"mutation.py: error: the unmutated code fails its tests ({first_failure(out)})", file=sys.stderr)
+            last = out.strip().splitlines()[-1:] or ["no output"]
+            print(f"mutation.py: error: the unmutated code fails its tests (exit {code}: {last[0]})", file=sys.stderr)
             return 2
         free = list(copies)
         outcomes: dict[str, Outcome] = {}
