@@ -117,6 +117,25 @@ def test_value_iteration_bound_is_the_closed_form(mdp, requested):
     assert abs(float(result.error_bound) - c * (d.max() - d.min()) / 2) <= t * (1 + c)
 
 
+@given(mdps(max_states=4, max_actions=3))
+def test_policy_iteration_needs_at_most_A_to_the_S_iterations(mdp):
+    """B6: policy iteration reaches V* within |A|^|S| evaluations (each strict improvement visits a
+    new deterministic policy, and there are |A|^|S| of them): with `max_iters` = |A|^|S| and no
+    warm start it returns V* (the best of every deterministic policy, enumerated) and a policy
+    whose values are V*."""
+    S, A = mdp.num_states, mdp.num_actions
+    actions, V = rf.policy_iteration(mdp, max_iters=A**S, warm_start_sweeps=0)
+    P, R, g = np.asarray(mdp.P), np.asarray(mdp.R), float(mdp.gamma)
+    best = np.full(S, -np.inf)
+    for choice in itertools.product(range(A), repeat=S):
+        p = np.eye(A)[list(choice)]
+        best = np.maximum(best, np.linalg.solve(np.eye(S) - g * np.einsum("sa,sat->st", p, P), (p * R).sum(1)))
+    np.testing.assert_allclose(V, best, rtol=0, atol=tol(best, rel=1e-9))
+    p = np.eye(A)[np.asarray(actions)]
+    V_actions = np.linalg.solve(np.eye(S) - g * np.einsum("sa,sat->st", p, P), (p * R).sum(1))
+    np.testing.assert_allclose(V_actions, best, rtol=0, atol=tol(best, rel=1e-9))
+
+
 @given(mdp_and_policy())
 def test_optimal_values_dominate_every_policy(case):
     """B4 (A14): V*(s) ≥ V^π(s) for every state and every stochastic policy."""

@@ -132,6 +132,28 @@ def test_transition_probabilities_must_be_non_negative():
     refuses(r"`P` must be non-negative", rf.FiniteMDP, bad, R, g, rho0)
 
 
+def test_probability_tolerances_are_pinned():
+    """The row-sum tolerance is 1e-6 in float64 (a row off by 2e-6 is refused in every mode, one off
+    by 5e-7 accepted) and no negative entry is tolerated (−1e-12 is refused): a loosened check
+    would let a mis-normalised model through."""
+    P, R, g, rho0 = good()
+    refuses(
+        r"`P` must sum to 1 along its last axis at \(s, a\) = \(2, 1\)",
+        rf.FiniteMDP,
+        P.at[2, 1, 0].add(2e-6),
+        R,
+        g,
+        rho0,
+    )
+    rf.FiniteMDP(P.at[2, 1, 0].add(5e-7), R, g, rho0)
+    tiny = P.at[0, 1, 0].set(-1e-12).at[0, 1, 1].add(1e-12)
+    refuses(r"`P` must be non-negative", rf.FiniteMDP, tiny, R, g, rho0)
+    mdp = rf.FiniteMDP(P, R, g, rho0)
+    pi = jnp.full((3, 2), 0.5)
+    refuses(r"`pi` must sum to 1", rf.policy_evaluation, mdp, pi.at[1, 0].add(2e-6))
+    refuses(r"`pi` must be non-negative", rf.policy_evaluation, mdp, pi.at[1].set(jnp.asarray([-1e-12, 1 + 1e-12])))
+
+
 @pytest.mark.parametrize("gamma", [1.0, -0.1, 1.5, float("nan"), float("inf")])
 def test_gamma_must_lie_in_unit_interval(gamma):
     P, R, _, rho0 = good()

@@ -442,3 +442,190 @@ def test_simultaneous_updates_can_lower_the_return():
     assert abs(J(sim) - float(ex.simultaneous_return)) < 1e-12
     assert abs(J(seq) - float(ex.sequential_return)) < 1e-12
     assert J(sim) < J(old) < J(seq)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def bound_terms(game, pis, new, order, m, candidates):
+    """Δ_m(c) = L^{i_{1:m}}_π(π̄^{i_{1:m−1}}, c) − C·D^max_KL(π^{i_m}, c) for each candidate c in
+    `candidates` [K, S, A_{i_m}], the earlier agents at their NEW policies (eq. (6), Lemma 2's C;
+    no penalty when C = 0)."""
+    agent = order[m]
+    S = game.P.shape[0]
+    C = rf.penalty_coefficient(rf.joint_action_mdp(game), rf.joint_policy(pis).reshape(S, -1))
+
+    def one(c):
+        trial = tuple(c if i == agent else new[i] for i in range(len(pis)))
+        L = rf.multi_agent_surrogate(game, pis, trial, order[: m + 1])
+        return jnp.where(C > 0, L - C * rf.max_kl(pis[agent], c), L)
+
+    return jax.vmap(one)(candidates)
+
+
+@at_most(15)
+@given(games(max_gamma=0.9, max_agents=3), st.data())
+def test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum(game, data):
+    """Theorem 2 quantitatively (A44c, B21): in one iteration of Algorithm 1 with the order it
+    documents, each agent's new policy maximises Δ_m = L^{i_{1:m}}(π_{k+1}^{i_{1:m−1}}, ·) −
+    C·D^max_KL(π_k^{i_m}, ·) given the earlier agents' NEW policies (no random perturbation of it
+    scores higher; Δ_m is concave, so a local maximum is the maximum), Δ_m ≥ 0 (staying put scores
+    0), and J(π_{k+1}) − J(π_k) ≥ Σ_m Δ_m (Lemma 2). Δ_m comes from the library's surrogate and KL,
+    each proved against enumeration in test_markov_game.py."""
+    pis, _ = data.draw(joint_policy_pairs(game))
+    key = jax.random.key(data.draw(st.integers(0, 2**31 - 1)))
+    history = rf.multi_agent_policy_iteration(key, game, pis, 1)
+    new = tuple(h[1] for h in history)
+    order = tuple(int(i) for i in jax.random.permutation(jax.random.split(key, 1)[0], game.num_agents))
+    t = tol(rf.value_iteration(rf.joint_action_mdp(game)), rel=1e-9)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    deltas = []
+    for m, agent in enumerate(order):
+        logits = np.log(np.maximum(np.asarray(new[agent]), 1e-300))  # C = 0 steps are greedy (one-hot)
+        noise = np.concatenate([s * rng.normal(size=(4, *logits.shape)) for s in (1e-4, 1e-2, 1.0)])
+        candidates = jnp.concatenate([new[agent][None], jax.nn.softmax(jnp.asarray(logits + noise), -1)])
+        terms = np.asarray(bound_terms(game, pis, new, order, m, candidates))
+        best = float(terms[0])
+        assert best >= -t, (m, best)
+        assert np.all(terms[1:] <= best + t), (m, terms)
+        deltas.append(best)
+    assert joint_J(game, new) - joint_J(game, pis) >= sum(deltas) - t
+
+
+@at_most(40)
+@given(games(min_agents=1, max_states=3, max_agents=3, max_actions=3), st.data())
+def test_happo_factor_by_importance_sampling(game, data):
+    """Proposition 3 (A50, B23) by Monte Carlo: sampling a ∼ π (jax.random, each agent
+    independently) and averaging X = (π̂^{i_m}/π^{i_m} − 1)·M with M = happo_factor(the earlier
+    agents' ratios π̄/π at the sampled actions, A_π) estimates E_{π̄^{i_{1:m−1}}, π̂^{i_m}}[A^{i_m}]
+    (enumerated with the library's multi_agent_advantage). |X| ≤ B = max|X| over joint actions, so
+    by Hoeffding the mean of N draws lies within B·√(2·ln(2/10⁻⁹)/N) of the expectation except with
+    probability 10⁻⁹ per state (the bound asserted)."""
+    pis, new = data.draw(joint_policy_pairs(game))
+    order = tuple(data.draw(st.permutations(range(game.num_agents))))
+    m = data.draw(st.integers(1, game.num_agents))
+    agents, agent = order[:m], order[m - 1]
+    n, S, N = game.num_agents, game.num_states, 40_000
+    A = rf.multi_agent_advantage(game, pis, (), tuple(range(n)))
+    keys = jax.random.split(jax.random.key(data.draw(st.integers(0, 2**31 - 1))), n)
+    acts = jnp.stack([jax.random.categorical(keys[i], jnp.log(pis[i]), shape=(N, S)) for i in range(n)], -1)
+    states = jnp.arange(S)[None, :]
+    ratio = lambda i: new[i][states, acts[..., i]] / pis[i][states, acts[..., i]]  # [N, S]
+    A_at = A[(states, *[acts[..., i] for i in range(n)])]
+    prev = jnp.stack([ratio(i) for i in agents[:-1]], -1) if m > 1 else jnp.ones((N, S, 0))
+    X = (ratio(agent) - 1.0) * rf.happo_factor(prev, A_at)
+    estimate = np.asarray(jnp.mean(X, axis=0))
+    local = rf.multi_agent_advantage(game, pis, agents[:-1], (agent,))
+    exact = np.asarray(jnp.einsum("s...,s...->s", rf.joint_policy([new[i] for i in agents]), local))
+    # B: the largest |X| over every joint action, by enumeration
+    full = jnp.ones_like(A)
+    for i in agents[:-1]:
+        full = full * (new[i] / pis[i]).reshape((S, *(-1 if k == i else 1 for k in range(n))))
+    r_m = (new[agent] / pis[agent]).reshape((S, *(-1 if k == agent else 1 for k in range(n))))
+    B = np.asarray(jnp.max(jnp.abs((r_m - 1.0) * full * A).reshape(S, -1), axis=-1))
+    bound = B * np.sqrt(2 * np.log(2 / 1e-9) / N)
+    assert np.all(np.abs(estimate - exact) <= bound + 1e-12), (estimate, exact, bound)
+
+
+@given(games(max_agents=3, max_actions=3), st.data())
+def test_happo_value_and_gradient_at_the_old_policy(game, data):
+    """B24 (a) and (d): with exact ρ-weighted expectations over a ∼ π (the joint policy
+    enumerated), the HAPPO objective of agent i_m at θ = θ_k equals Σ_{j<m} L^{i_{1:j}}(π̄^{i_{1:j−1}},
+    π̄^{i_j}) (zero only for m = 1), and its gradient in agent i_m's logits equals
+    ∇_θ L^{i_{1:m}}(π̄^{i_{1:m−1}}, π_θ^{i_m}) at θ_k — the right side by the library's
+    `multi_agent_surrogate` (einsum contractions), the left by `happo_factor`/`happo_objective`
+    on every joint action."""
+    pis, new = data.draw(joint_policy_pairs(game))
+    order = tuple(data.draw(st.permutations(range(game.num_agents))))
+    m = data.draw(st.integers(1, game.num_agents))
+    agents, agent = order[:m], order[m - 1]
+    n, S = game.num_agents, game.num_states
+    mdp = rf.joint_action_mdp(game)
+    joint_old = rf.joint_policy(pis)
+    rho = rf.discounted_visitation(mdp, joint_old.reshape(S, -1))
+    A = rf.multi_agent_advantage(game, pis, (), tuple(range(n)))
+    shape = lambda i, x: x.reshape((S, *(-1 if k == i else 1 for k in range(n))))
+    prev = [jnp.broadcast_to(shape(i, new[i] / pis[i]), A.shape) for i in agents[:-1]]
+    M = rf.happo_factor(jnp.stack(prev, -1) if prev else jnp.ones((*A.shape, 0)), A)
+    theta_k = jnp.log(pis[agent])
+
+    def happo(theta):
+        r = jnp.broadcast_to(shape(agent, jax.nn.softmax(theta, -1) / pis[agent]), A.shape)
+        per_state = jnp.sum((joint_old * rf.happo_objective(r, M, 0.2)).reshape(S, -1), -1)
+        return jnp.dot(rho, per_state)
+
+    def surrogate(theta):
+        trial = tuple(jax.nn.softmax(theta, -1) if i == agent else new[i] for i in range(n))
+        return rf.multi_agent_surrogate(game, pis, trial, agents)
+
+    earlier = sum(float(rf.multi_agent_surrogate(game, pis, new, agents[: j + 1])) for j in range(m - 1))
+    t = tol(rf.state_values(mdp, joint_old.reshape(S, -1)), rel=1e-9)
+    assert abs(float(happo(theta_k)) - earlier) <= t * (1 + n)
+    np.testing.assert_allclose(jax.grad(happo)(theta_k), jax.grad(surrogate)(theta_k), rtol=0, atol=t * (1 + n))
+
+
+def simultaneous_exact_steps(game, pis):
+    """Every agent's exact trust-region step against the others' OLD policies at once (the update
+    Algorithm 1 replaces): agent i maximises L^i_π(π^i) − C·D^max_KL(π^i_k, π^i) with its own local
+    advantage A^i under π_k, from the library's public functions."""
+    S = game.num_states
+    mdp = rf.joint_action_mdp(game)
+    joint = rf.joint_policy(pis).reshape(S, -1)
+    C, rho = rf.penalty_coefficient(mdp, joint), rf.discounted_visitation(mdp, joint)
+    return tuple(
+        rf.exact_trust_region_step(p, rho, rf.multi_agent_advantage(game, pis, (), (i,)), C).policy
+        for i, p in enumerate(pis)
+    )
+
+
+def miscoordination_game(gamma):
+    """One state, two agents, two actions: reward +1 when they match, −1 otherwise (repeated with
+    discount γ) — the tabular analogue of Kuba et al.'s Fig. 1."""
+    return rf.CooperativeGame(jnp.ones((1, 2, 2, 1)), jnp.asarray([[[1.0, -1.0], [-1.0, 1.0]]]), gamma, jnp.ones(1))
+
+
+@pytest.mark.parametrize("gamma", [0.05, 0.1])
+@pytest.mark.parametrize("eps", [0.02, 0.05, 0.1])
+def test_simultaneous_steps_lower_j_where_algorithm_1_raises_it(gamma, eps):
+    """Kuba et al. Fig. 1 at γ > 0 (A44b, B21): agent 1 leans to action 1 and agent 2 to action 0
+    (π¹ = (½ − ε, ½ + ε), π² = (½ + ε, ½ − ε)). Each agent's exact trust-region step against the
+    other's OLD policy is an improvement on its own, but taken simultaneously they swap and still
+    miscoordinate: J falls. Algorithm 1's sequential steps (the second agent against the first's
+    NEW policy), in either order, raise J — Theorem 2 — and by more than the simultaneous step
+    loses."""
+    game = miscoordination_game(gamma)
+    pis = (jnp.asarray([[0.5 - eps, 0.5 + eps]]), jnp.asarray([[0.5 + eps, 0.5 - eps]]))
+    J0 = joint_J(game, pis)
+    J_sim = joint_J(game, simultaneous_exact_steps(game, pis))
+    assert J_sim < J0 - 1e-4 * (1 + abs(J0)), (J0, J_sim)
+    orders = set()
+    for seed in range(8):
+        key = jax.random.key(seed)
+        orders.add(tuple(int(i) for i in jax.random.permutation(jax.random.split(key, 1)[0], 2)))
+        J_seq = joint_J(game, [h[1] for h in rf.multi_agent_policy_iteration(key, game, pis, 1)])
+        assert J_seq > J0 + (J0 - J_sim), (J0, J_seq, J_sim)
+    assert orders == {(0, 1), (1, 0)}  # both orders were exercised
+
+
+@at_most(30)
+@given(st.floats(0.2, 3.0), st.floats(0.2, 3.0), st.floats(0.05, 0.9), st.floats(-0.3, 0.3))
+def test_interior_nash_equilibrium_is_a_fixed_point_at_positive_gamma(a, b, gamma, shift):
+    """B22 as a fixed-point statement at γ > 0 (A44d): in the one-state coordination game
+    R = [[a, 0], [0, b]] (discount γ), the mixed equilibrium — agent 1 plays action 0 with
+    probability b/(a + b), which makes agent 2 indifferent, and symmetrically — has every local
+    advantage Ā^i ≡ 0, so it is a fixed point of Algorithm 1 and its nash gap (best responses by
+    policy iteration) is 0. Moving agent 1 off it (by `shift` in probability) leaves a positive gap
+    and Algorithm 1 moves."""
+    game = rf.CooperativeGame(jnp.ones((1, 2, 2, 1)), jnp.asarray([[[a, 0.0], [0.0, b]]]), gamma, jnp.ones(1))
+    p = b / (a + b)
+    ne = (jnp.asarray([[p, 1 - p]]), jnp.asarray([[p, 1 - p]]))
+    after = rf.multi_agent_policy_iteration(jax.random.key(0), game, ne, 3)
+    for h, pi in zip(after, ne, strict=True):
+        np.testing.assert_allclose(h[-1], pi, rtol=0, atol=1e-9)
+    scale = max(a, b) / (1 - gamma)
+    assert float(rf.nash_gap(game, ne)) <= 1e-9 * scale
+    off = min(max(p + shift, 0.02), 0.98)
+    if abs(off - p) < 0.01:
+        return
+    moved = (jnp.asarray([[off, 1 - off]]), ne[1])
+    assert float(rf.nash_gap(game, moved)) > 1e-6 * scale
+    step = rf.multi_agent_policy_iteration(jax.random.key(0), game, moved, 1)
+    assert any(float(jnp.max(jnp.abs(h[1] - h[0]))) > 1e-9 for h in step)

@@ -35,6 +35,42 @@ def test_tabular_softmax_fisher_matches_closed_form(S, A, data):
     np.testing.assert_allclose(H, closed + damping * np.eye(n), rtol=0, atol=1e-12)
 
 
+@given(mdps(min_actions=2), st.data(), st.sampled_from([1e-3, 0.01, 0.5]))
+def test_tabular_natural_gradient_is_the_weighted_advantage(mdp, data, delta):
+    """B13, tabular softmax: with g = ∇_θ L_π(π_θ) at θ_k and H the Fisher of Σ_s w_s KL,
+    H⁺g = (ρ/w)⊙Ā + a per-state constant (Ā = A_π, which has zero π-mean), so the natural step is
+    d = √(2δ / Σ_s (ρ_s²/w_s) Σ_a π Ā²)·((ρ/w)⊙Ā − its per-state mean) up to a per-state constant.
+    Right side in numpy from an independently solved A_π and ρ_π; left side from
+    `natural_gradient_step` with `fisher_vector_product` and the gradient of `surrogate_objective`.
+    With w = ρ it is the centred advantage (the known natural policy gradient)."""
+    S, A = mdp.num_states, mdp.num_actions
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    theta = jnp.asarray(rng.uniform(-2, 2, (S, A)))
+    pi = jax.nn.softmax(theta, -1)
+    P, R, g = np.asarray(mdp.P), np.asarray(mdp.R), float(mdp.gamma)
+    p = np.asarray(pi)
+    P_pi = np.einsum("sa,sat->st", p, P)
+    V = np.linalg.solve(np.eye(S) - g * P_pi, (p * R).sum(1))
+    adv = R + g * P @ V - V[:, None]
+    rho = np.linalg.solve((np.eye(S) - g * P_pi).T, np.asarray(mdp.rho0))
+    w = rho if data.draw(st.booleans()) else rng.uniform(0.1, 2.0, S)
+    if np.min(w) <= 1e-6 or np.max(np.abs(adv)) <= 1e-6:
+        return  # a state never visited (w = 0) or no advantage anywhere: no step to compare
+    grad = jax.grad(lambda th: rf.surrogate_objective(mdp, pi, jax.nn.softmax(th, -1)))(theta)
+    fvp = rf.fisher_vector_product(tabular_kl(theta, jnp.asarray(w)), theta)
+    d = np.asarray(
+        rf.natural_gradient_step(grad, fvp, delta, cg_steps=10 * S * A)
+    )  # CG: exact in ≤ SA steps, up to round-off
+    x = (rho / w)[:, None] * adv
+    x = x - x.mean(axis=1, keepdims=True)
+    quad = np.sum(w * ((p * x**2).sum(1) - (p * x).sum(1) ** 2))  # xᵀHx = Σ_s w_s Var_π(x_s)
+    expected = np.sqrt(2 * delta / quad) * x
+    # compared up to the per-state constant the claim allows (H's null space: round-off in CG can
+    # put a component there; it changes neither dᵀHd nor the policy softmax(θ + d))
+    centred = d - d.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(centred, expected, rtol=0, atol=1e-6 * (1 + np.abs(expected).max()))
+
+
 @given(st.integers(1, 6), st.data())
 def test_natural_gradient_step_is_optimal_on_the_ellipsoid(n, data):
     """A49, B13: d* = √(2δ/gᵀH⁻¹g) H⁻¹g lies on the boundary ½dᵀHd = δ, equals the formula

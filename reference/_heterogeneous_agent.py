@@ -61,7 +61,8 @@ def multi_agent_policy_iteration(
 
     **Arguments:**
 
-    - `key`: a `jax.random` key (one permutation per iteration).
+    - `key`: a `jax.random` key. Iteration $k$ updates the agents in the order
+      `jax.random.permutation(jax.random.split(key, num_iters)[k], n)` (so a caller can replay it).
     - `game`; `policies`: the initial joint policy, a tuple `pi[i]` of `[S, A_i]` with full support.
     - `num_iters`: the number of iterations (static).
 

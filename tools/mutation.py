@@ -113,6 +113,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a probability row summing to 1.001 is accepted in float64",
         "test_errors.py::test_transition_rows_must_sum_to_one",
         "test_errors.py::test_policy_rows_must_sum_to_one",
+        "test_errors.py::test_probability_tolerances_are_pinned",
     ),
     m(
         "negative-probability-tolerated",
@@ -122,6 +123,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a slightly negative probability is accepted",
         "test_errors.py::test_transition_probabilities_must_be_non_negative",
         "test_errors.py::test_policy_must_be_non_negative",
+        "test_errors.py::test_probability_tolerances_are_pinned",
     ),
     m(
         "gamma-one-accepted",
@@ -236,6 +238,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "return jnp.where(better, best, actions), V, jnp.all(better)",
         "policy iteration stops unless every state improves (`all` for `any`)",
         "test_bellman.py::test_value_iteration_equals_enumeration_and_policy_iteration",
+        "test_bellman.py::test_policy_iteration_needs_at_most_A_to_the_S_iterations",
     ),
     # ---- _values.py: V, Q, J, A, ρ
     m(
@@ -529,6 +532,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "with no penalty (C = 0) the step stays put instead of going greedy",
         "test_trust_region.py::test_exact_step_is_the_maximiser",
         "test_trust_region.py::test_exact_step_single_state_matches_direct_optimisation",
+        "test_heterogeneous_agent.py::test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum",
     ),
     m(
         "mm-normalised-weights",
@@ -562,6 +566,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "scale = jnp.where(positive, jnp.sqrt(delta / jnp.where(positive, sHs, 1.0)), 0.0)",
         "the natural step scaled by √(δ/sᵀHs) instead of √(2δ/sᵀHs)",
         "test_trpo.py::test_natural_gradient_step_is_optimal_on_the_ellipsoid",
+        "test_trpo.py::test_tabular_natural_gradient_is_the_weighted_advantage",
     ),
     m(
         "step-scale-delta-not-sqrt",
@@ -570,6 +575,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "scale = jnp.where(positive, 2.0 * delta / jnp.where(positive, sHs, 1.0), 0.0)",
         "the step scaled by δ instead of √δ",
         "test_trpo.py::test_natural_gradient_step_is_optimal_on_the_ellipsoid",
+        "test_trpo.py::test_tabular_natural_gradient_is_the_weighted_advantage",
     ),
     m(
         "line-search-kl-doubled",
@@ -629,6 +635,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "weights = {i: old[i] for i in range(len(old))}",
         "the earlier agents' NEW policies ignored (a simultaneous update)",
         "test_markov_game.py::test_surrogate_splits_across_agents",
+        "test_heterogeneous_agent.py::test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum",
     ),
     m(
         "lemma2-mean-kl",
@@ -690,6 +697,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         "weights = {i: old[i] for i in range(n) if i != agent}",
         "Algorithm 1 with every agent against the others' OLD policies (simultaneous)",
         "test_heterogeneous_agent.py::test_algorithm_1_improves_monotonically",
+        "test_heterogeneous_agent.py::test_simultaneous_steps_lower_j_where_algorithm_1_raises_it",
+        "test_heterogeneous_agent.py::test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum",
     ),
     m(
         "algorithm-1-half-penalty",
@@ -698,6 +707,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "C = 0.5 * _penalty_from_advantages(game.gamma, A)",
         "Algorithm 1's penalty halved (no longer Lemma 2's minorant)",
         "test_heterogeneous_agent.py::test_algorithm_1_improves_monotonically",
+        "test_heterogeneous_agent.py::test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum",
     ),
     m(
         "algorithm-1-local-baseline-dropped",
@@ -706,6 +716,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a_bar = q",
         "the local advantage without its per-state baseline",
         "test_heterogeneous_agent.py::test_algorithm_1_improves_monotonically",
+        "test_heterogeneous_agent.py::test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum",
         equivalent="the exact step maximises Σ_s w_s⟨q_s, a_s⟩ − C·max_s KL over the simplex, and "
         "⟨q_s, a_s + c_s⟩ = ⟨q_s, a_s⟩ + c_s: a per-state constant changes no maximiser",
     ),
@@ -724,6 +735,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         "return jnp.sum(r, axis=-1) * A",
         "the HAPPO factor sums instead of multiplies the earlier ratios",
         "test_heterogeneous_agent.py::test_happo_factor_is_importance_weight",
+        "test_heterogeneous_agent.py::test_happo_factor_by_importance_sampling",
+        "test_heterogeneous_agent.py::test_happo_value_and_gradient_at_the_old_policy",
     ),
     m(
         "happo-objective-epsilon-doubled",
@@ -784,6 +797,33 @@ CATALOGUE: tuple[Mutant, ...] = (
         "test_heterogeneous_agent.py::test_happo_update_is_sequential_with_the_product_factor",
         "test_heterogeneous_agent.py::test_happo_with_one_agent_is_ppo",
     ),
+    m(
+        "algorithm-1-fixed-order",
+        "_heterogeneous_agent.py",
+        "order = jax.random.permutation(k, n)",
+        "order = jnp.arange(n)",
+        "Algorithm 1 ignores its key and always updates agent 0 first",
+        "test_heterogeneous_agent.py::test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum",
+        "test_heterogeneous_agent.py::test_simultaneous_steps_lower_j_where_algorithm_1_raises_it",
+    ),
+    m(
+        "algorithm-1-old-visitation-weights-squared",
+        "_heterogeneous_agent.py",
+        "step = _exact_step(old[agent], rho, a_bar, C).policy",
+        "step = _exact_step(old[agent], rho * rho, a_bar, C).policy",
+        "Algorithm 1 weights each state's local advantage by ρ² instead of ρ",
+        "test_heterogeneous_agent.py::test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum",
+    ),
+    m(
+        "happo-factor-first-ratio-dropped",
+        "_heterogeneous_agent.py",
+        "return jnp.prod(r, axis=-1) * A",
+        "return jnp.prod(r[..., 1:], axis=-1) * A",
+        "the HAPPO factor forgets the first agent's ratio (an off-by-one)",
+        "test_heterogeneous_agent.py::test_happo_factor_is_importance_weight",
+        "test_heterogeneous_agent.py::test_happo_factor_by_importance_sampling",
+        "test_heterogeneous_agent.py::test_happo_value_and_gradient_at_the_old_policy",
+    ),
     # ---- _marl_training.py: the trainer
     m(
         "trainer-gae-gamma-lambda-swapped",
@@ -822,7 +862,8 @@ def apply(source: str, mutant: Mutant) -> str:
 
 
 def copy_repository(dest: Path) -> None:
-    ignore = shutil.ignore_patterns(".git", ".venv", "site", "__pycache__", ".hypothesis", "runs", "*.egg-info")
+    # .git is kept: test_catalogue.py lists the repository's files with `git ls-files`
+    ignore = shutil.ignore_patterns(".venv", "site", "__pycache__", ".hypothesis", "runs", "*.egg-info")
     shutil.copytree(ROOT, dest, ignore=ignore, dirs_exist_ok=True)
 
 
@@ -952,6 +993,14 @@ def main(argv: list[str] | None = None) -> int:
                     o = fut.result()
                     outcomes[o.mutant.name] = o
                     print(f"{o.status:10s} {o.mutant.name:42s} {o.seconds:6.0f} s  {o.by}", flush=True)
+        # a test that fails only in the whole suite must also pass on the unmutated code
+        suspects = sorted({o.by.removesuffix(" (whole suite)") for o in outcomes.values() if "(whole suite)" in o.by})
+        for test in suspects:
+            code, _ = run_pytest(copies[0], [T + test], args.timeout)
+            if code != 0:
+                for o in outcomes.values():
+                    if o.by == f"{test} (whole suite)":
+                        o.status, o.by = "error", f"{test} also fails without the mutant"
         ordered = [outcomes[mu.name] for mu in chosen]
         killed, relevant = score(ordered)
         minutes = (time.monotonic() - start) / 60
