@@ -525,6 +525,7 @@ def test_happo_factor_by_importance_sampling(game, data):
     assert np.all(np.abs(estimate - exact) <= bound + 1e-12), (estimate, exact, bound)
 
 
+@at_most(60)
 @given(games(max_agents=3, max_actions=3), st.data())
 def test_happo_value_and_gradient_at_the_old_policy(game, data):
     """B24 (a) and (d): with exact ρ-weighted expectations over a ∼ π (the joint policy

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 import reference as rf
-from proofs_as_tests.strategies import mdps, tol
+from proofs_as_tests.strategies import at_most, mdps, tol
 
 
 def tabular_kl(theta_old, weights):
@@ -35,6 +35,7 @@ def test_tabular_softmax_fisher_matches_closed_form(S, A, data):
     np.testing.assert_allclose(H, closed + damping * np.eye(n), rtol=0, atol=1e-12)
 
 
+@at_most(60)
 @given(mdps(min_actions=2), st.data(), st.sampled_from([1e-3, 0.01, 0.5]))
 def test_tabular_natural_gradient_is_the_weighted_advantage(mdp, data, delta):
     """B13, tabular softmax: with g = ∇_θ L_π(π_θ) at θ_k and H the Fisher of Σ_s w_s KL,
