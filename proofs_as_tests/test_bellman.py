@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 import reference as rf
-from proofs_as_tests.strategies import mdp_and_policy, mdps, policies, tol
+from proofs_as_tests.strategies import at_most, mdp_and_policy, mdps, policies, tol
 
 
 @jax.jit
@@ -97,6 +97,7 @@ def test_value_iteration_bound_is_certified(mdp, requested):
     assert err <= float(result.error_bound) + tol(V_star, rel=1e-11)
 
 
+@at_most(60)
 @given(mdps(max_gamma=0.99), st.sampled_from([1e-2, 1e-5, 1e-9]))
 def test_value_iteration_bound_is_the_closed_form(mdp, requested):
     """A14a's constants pinned: after k sweeps from V_0 = 0, with d = V_k − V_{k−1} (numpy's own
@@ -117,6 +118,7 @@ def test_value_iteration_bound_is_the_closed_form(mdp, requested):
     assert abs(float(result.error_bound) - c * (d.max() - d.min()) / 2) <= t * (1 + c)
 
 
+@at_most(60)
 @given(mdps(max_states=4, max_actions=3))
 def test_policy_iteration_needs_at_most_A_to_the_S_iterations(mdp):
     """B6: policy iteration reaches V* within |A|^|S| evaluations (each strict improvement visits a

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 import scipy.optimize
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 import reference as rf
 from proofs_as_tests.strategies import at_most, games, joint_policy_pairs, tol
@@ -43,12 +43,14 @@ def test_algorithm_1_improves_monotonically(game, data):
 def test_fixed_point_of_algorithm_1_is_a_nash_equilibrium(game, data):
     """B22 as a fixed-point statement: with γ = 0 the penalty C vanishes and each exact step is a
     best response; when Algorithm 1 reaches a fixed point (π_{k+1} = π_k) the nash gap — best
-    responses solved independently by policy iteration — is zero."""
+    responses solved independently by policy iteration — is zero. Each change of policy (ties aside)
+    raises J, so a fixed point is reached; an example that has not reached it within 30 iterations is
+    discarded (`assume`: hypothesis fails the test if too many are, so the assertion always runs)."""
     pis, _ = data.draw(joint_policy_pairs(game))
-    history = rf.multi_agent_policy_iteration(jax.random.key(data.draw(st.integers(0, 2**31 - 1))), game, pis, 12)
+    history = rf.multi_agent_policy_iteration(jax.random.key(data.draw(st.integers(0, 2**31 - 1))), game, pis, 30)
     last, before = [h[-1] for h in history], [h[-2] for h in history]
-    if all(bool(jnp.all(a == b)) for a, b in zip(last, before, strict=True)):
-        assert float(rf.nash_gap(game, last)) <= 1e-12
+    assume(all(bool(jnp.all(a == b)) for a, b in zip(last, before, strict=True)))
+    assert float(rf.nash_gap(game, last)) <= 1e-12
 
 
 def _numpy_joint_return(P, R, rho0, g, pis):
@@ -490,7 +492,7 @@ def test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum(g
     assert joint_J(game, new) - joint_J(game, pis) >= sum(deltas) - t
 
 
-@at_most(40)
+@at_most(30)
 @given(games(min_agents=1, max_states=3, max_agents=3, max_actions=3), st.data())
 def test_happo_factor_by_importance_sampling(game, data):
     """Proposition 3 (A50, B23) by Monte Carlo: sampling a ∼ π (jax.random, each agent
