@@ -108,8 +108,8 @@ def test_value_iteration_bound_is_the_closed_form(mdp, requested):
     result = rf.value_iteration_with_bound(mdp, tol=requested)
     k = int(result.num_iterations)
     P, R, g = np.asarray(mdp.P), np.asarray(mdp.R), float(mdp.gamma)
-    V_prev, V = None, np.zeros(mdp.num_states)
-    for _ in range(k):
+    V_prev, V = np.zeros(mdp.num_states), np.zeros(mdp.num_states)
+    for _ in range(k):  # k >= 1: the first sweep is always made
         V_prev, V = V, (R + g * P @ V).max(axis=1)
     d = V - V_prev
     c = g / (1 - g)
