@@ -287,3 +287,28 @@ def test_monotonic_policy_iteration_never_decreases_J(case):
         M_new = float(rf.trpo_lower_bound(mdp, path[k], path[k + 1]))
         assert M_new >= Js[k] - scale  # M_k(π_k) = J(π_k)
         assert Js[k + 1] - Js[k] >= M_new - Js[k] - scale
+
+
+@jax.jit
+def _bounds_at(mdp, pi, candidates):
+    return jax.vmap(lambda q: rf.trpo_lower_bound(mdp, pi, q))(candidates)
+
+
+@at_most(30)
+@given(mdp_and_policy(kinds=("soft", "uniform"), min_actions=2, max_gamma=0.95), st.data())
+def test_monotonic_policy_iteration_steps_maximise_the_bound(case, data):
+    """B12 (A26): each MM step π_{k+1} maximises M_k(π̄) = L_{π_k}(π̄) − C_k·D^max_KL(π_k, π̄)
+    (`trpo_lower_bound`, whose constants are pinned above): M_k is concave in π̄ (linear minus a
+    maximum of convex KLs), so no random perturbation of π_{k+1}, small or large, scores higher —
+    a step taken with another penalty or other state weights would be beaten."""
+    mdp, pi0 = case
+    path = rf.monotonic_policy_iteration(mdp, pi0, 2)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    scale = tol(rf.value_iteration(mdp), rel=1e-10)
+    for k in range(len(path) - 1):
+        logits = np.log(np.maximum(np.asarray(path[k + 1]), 1e-300))  # γ = 0 steps are greedy (one-hot)
+        noise = np.concatenate([s * rng.normal(size=(6, *logits.shape)) for s in (1e-4, 1e-2, 1.0)])
+        candidates = jax.nn.softmax(jnp.asarray(logits + noise), -1)
+        best = float(rf.trpo_lower_bound(mdp, path[k], path[k + 1]))
+        others = np.asarray(_bounds_at(mdp, path[k], candidates))
+        assert np.all(others <= best + scale), (k, best, others.max())

@@ -8,7 +8,8 @@ claim to prove that code. One mutant at a time is applied to a temporary copy of
 its tests run (the `mutation` hypothesis profile: the quick profile's examples with fixed seeds,
 so a run is reproducible); a mutant that survives them is run against the whole suite. The table
 (mutant, killed or survived, by which test) and the score go to stdout and, with `--write`, to
-`docs/mutation.md`.
+`docs/mutation.md` (each mutant's latest result is kept in `tools/mutation_results.json`, so a run
+of some mutants updates their rows).
 
 A curated catalogue rather than mutmut or cosmic-ray: those generate thousands of syntactic
 mutants (most of them in argument checks and docstrings), and each costs a JAX start-up and
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -388,6 +390,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a negative ratio is accepted",
         "test_errors.py::test_clip_and_ratio_shapes_must_agree",
         "test_errors.py::test_multi_agent_objectives_arguments",
+        "test_errors.py::test_one_bad_member_of_a_vmapped_batch_is_caught",
     ),
     m(
         "gae-dones-check-loosened",
@@ -396,6 +399,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "bad_dones = jnp.any((df < 0) | (df > 1)) if check_dones else jnp.asarray(False)",
         "under jit, a `dones` of 0.5 is accepted",
         "test_errors.py::test_gae_shapes",
+        "test_errors.py::test_one_bad_member_of_a_vmapped_batch_is_caught",
     ),
     # ---- _trust_region.py: KL, TV, surrogate, Theorem 1, the exact step
     m(
@@ -541,6 +545,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "new = _exact_step(pi, (1.0 - mdp.gamma) * discounted_visitation(mdp, pi), A, C).policy",
         "the MM step maximises the surrogate with the normalised ρ (not Theorem 1's bound)",
         "test_trust_region.py::test_monotonic_policy_iteration_never_decreases_J",
+        "test_trust_region.py::test_monotonic_policy_iteration_steps_maximise_the_bound",
     ),
     m(
         "mm-half-penalty",
@@ -549,6 +554,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "C = 0.5 * _penalty_from_advantages(mdp.gamma, A)\n        new",
         "the MM iteration maximises with half the penalty (no longer a minorant)",
         "test_trust_region.py::test_monotonic_policy_iteration_never_decreases_J",
+        "test_trust_region.py::test_monotonic_policy_iteration_steps_maximise_the_bound",
     ),
     # ---- _trpo.py: Fisher-vector product, natural gradient, line search
     m(
@@ -927,7 +933,7 @@ def table(outcomes: list[Outcome]) -> str:
 
 
 def score(outcomes: list[Outcome]) -> tuple[int, int]:
-    relevant = [o for o in outcomes if o.status != "equivalent"]
+    relevant = [o for o in outcomes if o.status not in ("equivalent", "not run")]
     return sum(o.status == "killed" for o in relevant), len(relevant)
 
 
@@ -1013,12 +1019,50 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(summary)
     if args.write:
-        write_docs(ordered, summary)
+        merged = record(ordered)
+        killed_all, relevant_all = score(merged)
+        summary_all = (
+            f"{killed_all} of {relevant_all} non-equivalent mutants killed "
+            f"({killed_all / max(relevant_all, 1):.1%}); {len(merged) - relevant_all} equivalent; "
+            f"{len(merged)} mutants"
+        )
+        write_docs(merged, summary_all)
     return 0 if killed >= args.target * relevant else 1
 
 
+RESULTS = ROOT / "tools" / "mutation_results.json"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
+def record(outcomes: list[Outcome]) -> list[Outcome]:
+    """Store this run's outcomes in tools/mutation_results.json (beside earlier runs' outcomes for
+    the mutants not rerun) and return the latest outcome of every catalogued mutant."""
+    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    here = commit()
+    for o in outcomes:
+        stored[o.mutant.name] = {"status": o.status, "by": o.by, "seconds": round(o.seconds), "commit": here}
+    by_name = {mu.name: mu for mu in CATALOGUE}
+    stored = {k: v for k, v in stored.items() if k in by_name}
+    RESULTS.write_text(json.dumps(stored, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+    merged = []
+    for mu in CATALOGUE:
+        entry = stored.get(mu.name)
+        if entry is None:
+            merged.append(Outcome(mu, "not run", "", 0.0))
+        else:
+            merged.append(Outcome(mu, entry["status"], entry["by"], float(entry["seconds"])))
+    return merged
+
+
 def write_docs(outcomes: list[Outcome], summary: str) -> None:
-    survivors = [o for o in outcomes if o.status in ("survived", "error")]
+    survivors = [o for o in outcomes if o.status in ("survived", "error", "not run")]
     text = [
         "# Mutation check",
         "",
@@ -1035,6 +1079,8 @@ def write_docs(outcomes: list[Outcome], summary: str) -> None:
         f"**Last run: {summary}.**",
         "",
         "A mutant marked *equivalent* changes no output of the library; the reason is given beside it.",
+        "Each mutant's latest result is kept in `tools/mutation_results.json` (with the commit it ran",
+        "at), so a rerun of some mutants (`--only NAME --write`) updates their rows.",
         "",
     ]
     if survivors:
