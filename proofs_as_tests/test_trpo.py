@@ -227,3 +227,26 @@ def test_trpo_update_on_an_equinox_mlp_pytree():
     assert float(kl(new)) <= 0.01
     assert float(surrogate(new)) > float(surrogate(params))
     assert float(rf.expected_return(mdp, policy(new))) > float(rf.expected_return(mdp, pi_old))
+
+
+def test_line_search_closed_form_cases():
+    """A49's backtracking line search on cases solved by hand (params θ = 0, step s, candidates
+    θ + 0.8^j s, accepted when KL ≤ δ, the gain is > 0 and ≥ ½·0.8^j·(expected improvement)):
+    - KL(x) = ‖x‖², ‖s‖² = 1.5δ, linear surrogate: the full step breaks the KL (1.5δ > δ), the
+      first backtrack (0.64·1.5δ = 0.96δ) is accepted: θ = 0.8 s;
+    - surrogate x − x² with s = 1, expected 1, KL never binding: the gain 0.8^j − 0.8^{2j} reaches
+      ½·0.8^j first at 0.8^j ≤ ½, j = 4: θ = 0.8⁴;
+    - a surrogate that every candidate lowers: nothing is accepted, θ stays 0."""
+    delta = 0.01
+    s = jnp.asarray([jnp.sqrt(1.5 * delta), 0.0])
+    zero = jnp.zeros(2)
+    linear = lambda x: x[0]
+    sq = lambda x: jnp.sum(x**2)
+    got = rf.backtracking_line_search(linear, sq, zero, s, delta, float(s[0]))
+    np.testing.assert_allclose(got, 0.8 * s, rtol=1e-14)
+    one = jnp.asarray([1.0])
+    concave = lambda x: x[0] - x[0] ** 2
+    got = rf.backtracking_line_search(concave, lambda x: 0.0 * x[0], jnp.zeros(1), one, 2.0, 1.0)
+    np.testing.assert_allclose(got, 0.8**4 * one, rtol=1e-14)
+    got = rf.backtracking_line_search(lambda x: -x[0], lambda x: 0.0 * x[0], jnp.zeros(1), one, 2.0, 1.0)
+    np.testing.assert_allclose(got, jnp.zeros(1), atol=0)

@@ -591,6 +591,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "the line search accepts a KL up to 2δ",
         "test_trpo.py::test_trpo_update_improves_within_the_trust_region",
         "test_heterogeneous_agent.py::test_hatrpo_update_respects_the_kl_threshold",
+        "test_trpo.py::test_line_search_closed_form_cases",
     ),
     m(
         "line-search-accepts-any-gain",
@@ -599,6 +600,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "ok = (kl_fn(new) <= delta)",
         "the line search accepts a step that lowers the surrogate",
         "test_trpo.py::test_trpo_update_improves_within_the_trust_region",
+        "test_trpo.py::test_line_search_closed_form_cases",
     ),
     m(
         "trpo-gradient-descent",
