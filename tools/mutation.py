@@ -951,6 +951,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="write the table and score to docs/mutation.md")
     parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
     parser.add_argument("--check", action="store_true", help="check that every mutant applies, and exit")
+    parser.add_argument("--report", action="store_true", help="rewrite docs/mutation.md from the stored results")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"argument --jobs: must be >= 1, but is {args.jobs}")
@@ -969,6 +970,15 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"mutation.py: error: {err}", file=sys.stderr)
             return 2
+    if args.report:
+        merged = record([])
+        killed, relevant = score(merged)
+        write_docs(
+            merged,
+            f"{killed} of {relevant} non-equivalent mutants killed ({killed / max(relevant, 1):.1%}); "
+            f"{sum(o.status == 'equivalent' for o in merged)} equivalent; {len(merged)} mutants",
+        )
+        return 0 if killed >= args.target * relevant else 1
     if args.list or args.check:
         for mu in chosen:
             print(f"{mu.name:42s} reference/{mu.file:24s} {mu.bug}")
@@ -1001,6 +1011,8 @@ def main(argv: list[str] | None = None) -> int:
                     o = fut.result()
                     outcomes[o.mutant.name] = o
                     print(f"{o.status:10s} {o.mutant.name:42s} {o.seconds:6.0f} s  {o.by}", flush=True)
+                    if args.write:
+                        record([o])  # kept as it comes: an interrupted run keeps what it found
         # a test that fails only in the whole suite must also pass on the unmutated code
         suspects = sorted({o.by.removesuffix(" (whole suite)") for o in outcomes.values() if "(whole suite)" in o.by})
         for test in suspects:
@@ -1078,7 +1090,7 @@ def write_docs(outcomes: list[Outcome], summary: str) -> None:
         "python tools/mutation.py --write   # about an hour on 2 cores",
         "```",
         "",
-        f"**Last run: {summary}.**",
+        f"**Latest result of every mutant: {summary}.**",
         "",
         "A mutant marked *equivalent* changes no output of the library; the reason is given beside it.",
         "Each mutant's latest result is kept in `tools/mutation_results.json` (with the commit it ran",
