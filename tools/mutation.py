@@ -930,7 +930,9 @@ def table(outcomes: list[Outcome]) -> str:
     lines = ["| mutant | module | the bug it models | result | first failing test |", "|---|---|---|---|---|"]
     for o in outcomes:
         result = o.status + (f" ({o.mutant.equivalent})" if o.status == "equivalent" else "")
-        lines.append(f"| `{o.mutant.name}` | `{o.mutant.file}` | {o.mutant.bug} | {result} | {o.by and f'`{o.by}`'} |")
+        lines.append(
+            f"| `{o.mutant.name}` | `{o.mutant.file}` | {o.mutant.bug} | {result} | {f'`{o.by}`' if o.status == 'killed' else o.by} |"
+        )
     return "\n".join(lines)
 
 
@@ -1099,7 +1101,12 @@ def write_docs(outcomes: list[Outcome], summary: str) -> None:
     ]
     if survivors:
         text += ["Survivors, and why:", ""]
-        text += [f"- `{o.mutant.name}`: {o.status}; {o.by or 'no test noticed it'}" for o in survivors]
+        why = {
+            "survived": "no test noticed it",
+            "error": "the run failed",
+            "not run": "the last run was stopped before it",
+        }
+        text += [f"- `{o.mutant.name}` ({o.status}): {o.by or why[o.status]}" for o in survivors]
         text.append("")
     text += [table(outcomes), ""]
     (ROOT / "docs" / "mutation.md").write_text("\n".join(text))
