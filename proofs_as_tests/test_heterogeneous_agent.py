@@ -154,6 +154,12 @@ def test_mappo_objective_at_old_policy(game, data):
     np.testing.assert_allclose(g_mappo, g_J, rtol=0, atol=10 * scale)
 
 
+def along_agent(x, i, n):
+    """An agent's per-state array [S, A_i] reshaped to broadcast against joint tensors [S, A_1, …, A_n]
+    (its actions on axis 1 + i, size 1 on every other agent's axis)."""
+    return x.reshape((x.shape[0], *(-1 if k == i else 1 for k in range(n))))
+
+
 def joint_expectation(game, weights_per_agent, tensor):
     """E_{a ∼ Π_i weights_i(·|s)}[tensor(s, a)] per state."""
     return jnp.sum(rf.joint_policy(weights_per_agent) * tensor, axis=tuple(range(1, game.num_agents + 1)))
@@ -169,12 +175,12 @@ def test_happo_factor_is_importance_weight(game, data):
     order = tuple(data.draw(st.permutations(range(game.num_agents))))
     m = data.draw(st.integers(1, game.num_agents))
     agents, agent = order[:m], order[m - 1]
-    n, S = game.num_agents, game.num_states
+    n = game.num_agents
     A = rf.multi_agent_advantage(game, pis, (), tuple(range(n)))  # joint A_π
 
     def ratio_tensor(i):
         r = new[i] / pis[i]
-        return r.reshape((S, *tuple(-1 if k == i else 1 for k in range(n))))
+        return along_agent(r, i, n)
 
     prev = jnp.stack(jnp.broadcast_arrays(*[ratio_tensor(i) for i in agents[:-1]], A), axis=-1)[..., :-1]
     M = rf.happo_factor(prev, A)
@@ -205,7 +211,7 @@ def test_happo_objective_properties(game, data, eps):
     A = rf.multi_agent_advantage(game, pis, (), tuple(range(n)))
 
     def ratio_tensor(i):
-        return jnp.broadcast_to((new[i] / pis[i]).reshape((S, *tuple(-1 if k == i else 1 for k in range(n)))), A.shape)
+        return jnp.broadcast_to(along_agent(new[i] / pis[i], i, n), A.shape)
 
     M = A
     for i in agents[:-1]:
@@ -520,8 +526,8 @@ def test_happo_factor_by_importance_sampling(game, data):
     # B: the largest |X| over every joint action, by enumeration
     full = jnp.ones_like(A)
     for i in agents[:-1]:
-        full = full * (new[i] / pis[i]).reshape((S, *(-1 if k == i else 1 for k in range(n))))
-    r_m = (new[agent] / pis[agent]).reshape((S, *(-1 if k == agent else 1 for k in range(n))))
+        full = full * along_agent(new[i] / pis[i], i, n)
+    r_m = along_agent(new[agent] / pis[agent], agent, n)
     B = np.asarray(jnp.max(jnp.abs((r_m - 1.0) * full * A).reshape(S, -1), axis=-1))
     bound = B * np.sqrt(2 * np.log(2 / 1e-9) / N)
     assert np.all(np.abs(estimate - exact) <= bound + 1e-12), (estimate, exact, bound)
@@ -545,13 +551,12 @@ def test_happo_value_and_gradient_at_the_old_policy(game, data):
     joint_old = rf.joint_policy(pis)
     rho = rf.discounted_visitation(mdp, joint_old.reshape(S, -1))
     A = rf.multi_agent_advantage(game, pis, (), tuple(range(n)))
-    shape = lambda i, x: x.reshape((S, *(-1 if k == i else 1 for k in range(n))))
-    prev = [jnp.broadcast_to(shape(i, new[i] / pis[i]), A.shape) for i in agents[:-1]]
+    prev = [jnp.broadcast_to(along_agent(new[i] / pis[i], i, n), A.shape) for i in agents[:-1]]
     M = rf.happo_factor(jnp.stack(prev, -1) if prev else jnp.ones((*A.shape, 0)), A)
     theta_k = jnp.log(pis[agent])
 
     def happo(theta):
-        r = jnp.broadcast_to(shape(agent, jax.nn.softmax(theta, -1) / pis[agent]), A.shape)
+        r = jnp.broadcast_to(along_agent(jax.nn.softmax(theta, -1) / pis[agent], agent, n), A.shape)
         per_state = jnp.sum((joint_old * rf.happo_objective(r, M, 0.2)).reshape(S, -1), -1)
         return jnp.dot(rho, per_state)
 
