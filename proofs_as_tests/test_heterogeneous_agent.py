@@ -270,6 +270,37 @@ def test_hatrpo_update_respects_the_kl_threshold(game, seed, delta):
         assert any(not bool(jnp.all(a == b)) for a, b in zip(new, params, strict=True)), "no agent moved"
 
 
+@pytest.mark.parametrize(("seed", "delta"), [(1, 1.0), (2, 0.3), (6, 1.0)])
+def test_hatrpo_constraint_is_the_kl_from_the_old_policy(seed, delta):
+    """A46, A48: HATRPO's trust region is the mean D_KL(π_old ‖ π_new), not D_KL(π_new ‖ π_old).
+    The two agree to second order (same Fisher, so the same natural direction and step scale); they
+    part only when the line search binds, so the instances are fixed ones (one agent, small
+    damping 1e-3, large δ) on which they do: the step taken with the reversed KL is different and
+    breaks the δ bound in the right direction, which the test checks first, so the instance keeps
+    its power. hatrpo_update must equal trpo_update with the KL written here as Σ_a p log(p/q)."""
+    game = rf.random_game(jax.random.key(seed), 3, (4,), 0.9)
+    params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(seed + 1))
+    p_old = jax.nn.softmax(obs[0] @ params[0], -1)
+
+    def kl(p, q):
+        return jnp.mean(jnp.sum(p * (jnp.log(p) - jnp.log(q)), -1))
+
+    def policy(theta):
+        return jax.nn.softmax(obs[0] @ theta, -1)
+
+    def surrogate(theta):
+        return jnp.mean(_ratio(fns, obs, acts, old, 0, theta) * adv)
+
+    forward = rf.trpo_update(surrogate, lambda t: kl(p_old, policy(t)), params[0], delta, 1e-3)
+    reverse = rf.trpo_update(surrogate, lambda t: kl(policy(t), p_old), params[0], delta, 1e-3)
+    assert float(jnp.max(jnp.abs(forward - reverse))) > 1e-3, "this instance no longer discriminates"
+    assert float(kl(p_old, policy(reverse))) > delta, "this instance no longer discriminates"
+    (ours,) = rf.hatrpo_update(jax.random.key(0), params, fns, obs, acts, old, adv, delta, damping=1e-3)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(forward), rtol=1e-9, atol=1e-9)
+    assert float(kl(p_old, policy(ours))) <= delta * (1 + 1e-9)
+    assert float(surrogate(ours)) > float(surrogate(params[0]))
+
+
 def _ratio(fns, obs, acts, old, i, p):
     logp = jnp.take_along_axis(fns[i](p, obs[i]), acts[:, i : i + 1], -1)[:, 0]
     return jnp.exp(logp - old[:, i])
@@ -299,8 +330,9 @@ def _assert_matches_exactly_one_order(ours, by_order):
 def test_hatrpo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
     """A45–A50, D, C21 (n ≥ 2 agents): hatrpo_update equals a hand-written loop over a permutation in
     which agent i_m takes `trpo_update` on its surrogate with M^{i_{1:m}} = Â Π_{j<m} r^{i_j}(θ_{k+1});
-    the result matches that loop for exactly one of the n! orders, and every agent's accepted step
-    raised the surrogate it saw (at that M) and kept its KL within δ. Both code paths: one policy
+    the result matches that loop for exactly one of the n! orders, the one drawn from the key as the
+    docstring states, and every agent's accepted step raised the surrogate it saw (at that M) and
+    kept its KL within δ. Both code paths: one policy
     function object for all agents (gather by index, vmap-safe) or one per agent (`lax.switch`)."""
     game = rf.random_game(jax.random.key(seed), 3, (3,) * n, 0.9)
     params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(seed + 1))
@@ -322,8 +354,11 @@ def test_hatrpo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
         order: _sequential_by_hand(order, params, fns, obs, acts, old, adv, step)
         for order in itertools.permutations(range(n))
     }
-    ours = rf.hatrpo_update(jax.random.key(seed + 2), params, fns, obs, acts, old, adv, delta)
+    key = jax.random.key(seed + 2)
+    ours = rf.hatrpo_update(key, params, fns, obs, acts, old, adv, delta)
     order = _assert_matches_exactly_one_order(ours, by_order)
+    # the order is the documented draw from the key (a fixed or reversed order is refused)
+    assert order == tuple(int(i) for i in jax.random.permutation(key, n))
     _, seen = by_order[order]
     for i, M in zip(order, seen, strict=True):
         assert float(surrogate(i, M)(ours[i])) >= float(surrogate(i, M)(params[i]))
@@ -337,7 +372,7 @@ def test_happo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
     """A51, D, C21 (n ≥ 2 agents): happo_update (one minibatch) equals a hand-written loop over a
     permutation in which agent i_m takes Adam steps on happo_objective with
     M^{i_{1:m}} = Â Π_{j<m} r^{i_j}(θ_{k+1}), which `happo_factor` reproduces; the result matches
-    that loop for exactly one of the n! orders. Both code paths: one policy function object for all
+    that loop for exactly one of the n! orders, the one drawn from the key as documented. Both code paths: one policy function object for all
     agents (gather by index, vmap-safe) or one per agent (`lax.switch`)."""
     game = rf.random_game(jax.random.key(seed), 3, (3,) * n, 0.9)
     params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(seed + 1))
@@ -358,10 +393,10 @@ def test_happo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
         for order in itertools.permutations(range(n))
     }
     states = tuple(opt.init(p) for p in params)
-    ours, _ = rf.happo_update(
-        jax.random.key(seed + 2), params, fns, obs, acts, old, adv, opt, states, eps, num_epochs=epochs
-    )
+    key = jax.random.key(seed + 2)
+    ours, _ = rf.happo_update(key, params, fns, obs, acts, old, adv, opt, states, eps, num_epochs=epochs)
     order = _assert_matches_exactly_one_order(ours, by_order)
+    assert order == tuple(int(i) for i in jax.random.permutation(jax.random.split(key)[0], n))
     _, seen = by_order[order]
     for m, M in enumerate(seen):
         earlier = order[:m]
@@ -370,10 +405,13 @@ def test_happo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
         np.testing.assert_allclose(factor, M, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("entropy_coef", [0.0, 0.05])
 @jax.numpy_dtype_promotion("standard")  # optax's Adam mixes its int32 step count with floats
-def test_happo_with_one_agent_is_ppo():
+def test_happo_with_one_agent_is_ppo(entropy_coef):
     """A51, B24(e): HAPPO with one agent (M = Â) takes exactly the steps of PPO-clip with the same
-    optimiser: compared step for step over 3 iterations against a hand-written PPO loop."""
+    optimiser: compared step for step over 3 iterations against a hand-written PPO loop, without
+    and with the entropy bonus c_H·H(π) added to the objective (H = −Σ_a π log π, written here
+    from the probabilities)."""
     game = rf.random_game(jax.random.key(0), 3, (4,), 0.9)
     params, fns, obs, acts, old, adv = tabular_agents(game, jax.random.key(1))
     opt = optax.adam(0.05)
@@ -381,12 +419,27 @@ def test_happo_with_one_agent_is_ppo():
     ppo_p, ppo_s = params[0], opt.init(params[0])
 
     def ppo_loss(p):
-        logp = jnp.take_along_axis(jax.nn.log_softmax(obs[0] @ p, -1), acts[:, :1], -1)[:, 0]
-        return -jnp.mean(rf.ppo_clip_objective(jnp.exp(logp - old[:, 0]), adv, 0.2))
+        probs = jax.nn.softmax(obs[0] @ p, -1)
+        logp = jnp.log(jnp.take_along_axis(probs, acts[:, :1], -1)[:, 0])
+        r = jnp.exp(logp - old[:, 0])
+        clipped = jnp.minimum(r * adv, jnp.clip(r, 0.8, 1.2) * adv)
+        entropy = -jnp.sum(probs * jnp.log(probs), -1)
+        return -(jnp.mean(clipped) + entropy_coef * jnp.mean(entropy))
 
     for it in range(3):
         ours_p, ours_s = rf.happo_update(
-            jax.random.key(it), ours_p, fns, obs, acts, old, adv, opt, ours_s, 0.2, num_epochs=4
+            jax.random.key(it),
+            ours_p,
+            fns,
+            obs,
+            acts,
+            old,
+            adv,
+            opt,
+            ours_s,
+            0.2,
+            num_epochs=4,
+            entropy_coef=entropy_coef,
         )
         for _ in range(4):
             updates, ppo_s = opt.update(jax.grad(ppo_loss)(ppo_p), ppo_s, ppo_p)

@@ -325,7 +325,8 @@ def hatrpo_update(
 
     **Arguments:**
 
-    - `key`: for the random order.
+    - `key`: for the random order, which is `jax.random.permutation(key, n)` (so a run can be
+      replayed and a hand-written loop compared with it).
     - `params`: per-agent parameter pytrees; `policy_fns[i](params[i], observations[i])` returns
       log-probabilities `[B, A_i]` of a discrete policy.
     - `observations`: per agent, `[B, ...]`; `actions`: `[B, n]` ints; `old_log_probs`: `[B, n]`,
@@ -459,7 +460,8 @@ def happo_update(
     clip 10 are its defaults: build `optimizer` with `optax.chain(optax.clip_by_global_norm(10),
     optax.adam(5e-4))`). Notes A51, §D. With one agent it is a PPO update
     (`proofs_as_tests/test_heterogeneous_agent.py::test_happo_with_one_agent_is_ppo`).
-    Minibatches are drawn by a fixed permutation per epoch from `key`.
+    The agent order is `jax.random.permutation(jax.random.split(key)[0], n)`; minibatches are drawn
+    by a fixed permutation per epoch from `jax.random.split(key)[1]`.
 
     **Arguments:** as `hatrpo_update`, plus `optimizer` (one optax transformation shared by the
     agents), `opt_states` (per agent), `epsilon`, `num_epochs`, `num_minibatches` (must divide

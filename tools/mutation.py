@@ -785,6 +785,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "return jnp.mean(jnp.sum(jnp.exp(old_logp_full) * (old_logp_full - fn(q, o)), axis=-1))",
         "return jnp.mean(jnp.sum(jnp.exp(fn(q, o)) * (fn(q, o) - old_logp_full), axis=-1))",
         "HATRPO's constraint with D_KL(new‖old)",
+        "test_heterogeneous_agent.py::test_hatrpo_constraint_is_the_kl_from_the_old_policy",
         "test_heterogeneous_agent.py::test_hatrpo_update_respects_the_kl_threshold",
         "test_heterogeneous_agent.py::test_hatrpo_update_is_sequential_with_the_product_factor",
     ),
@@ -804,6 +805,14 @@ CATALOGUE: tuple[Mutant, ...] = (
         "HAPPO's entropy bonus becomes a penalty",
         "test_heterogeneous_agent.py::test_happo_update_is_sequential_with_the_product_factor",
         "test_heterogeneous_agent.py::test_happo_with_one_agent_is_ppo",
+    ),
+    m(
+        "happo-agent-order-fixed",
+        "_heterogeneous_agent.py",
+        "order = jax.random.permutation(key_order, n)",
+        "order = jnp.arange(n)",
+        "HAPPO ignores its key and always updates agent 0 first",
+        "test_heterogeneous_agent.py::test_happo_update_is_sequential_with_the_product_factor",
     ),
     m(
         "algorithm-1-fixed-order",
