@@ -8,6 +8,7 @@ import re
 import pytest
 
 import reference as rf
+import reference.testing as rft
 
 # The public API's contract (code outside the project relies on it): name -> leading positional
 # parameters, in order.
@@ -112,10 +113,15 @@ def test_cited_proving_tests_exist(name):
 
 
 def test_api_page_lists_every_public_name():
-    """docs/api.md lists every name of `reference.__all__` (and nothing else)."""
+    """docs/api.md lists every name of `reference.__all__` (and nothing else) above its
+    `reference.testing` section, and the public names of `reference.testing` in that section."""
     page = (TEST_DIR.parent / "docs" / "api.md").read_text()
-    listed = set(re.findall(r"^\| \[`(\w+)`\]", page, re.M))
+    flat, testing = page.split("## `reference.testing`", 1)
+    listed = set(re.findall(r"^\| \[`(\w+)`\]", flat, re.M))
     assert listed == set(rf.__all__), (set(rf.__all__) - listed, listed - set(rf.__all__))
+    documented = {"Conventions", "ConformanceError", "Trajectory", "trajectories", "agent_orders", "mdps"}
+    documented |= {"policies", "policy_pairs", "games"} | {n for n in rft.__all__ if n.startswith("check_")}
+    assert set(re.findall(r"^\| \[`(\w+)`\]", testing, re.M)) == documented
 
 
 def test_one_version_source():

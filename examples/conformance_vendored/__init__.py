@@ -1,0 +1,1 @@
+"""Lines of other projects, vendored verbatim for examples/conformance.py (see LICENSES.md)."""

@@ -1,0 +1,425 @@
+"""`reference.testing`: the conformance checks' own proofs.
+
+1. Each check's reference computation is right: proved against an independent computation (the
+   λ-return sum for the GAE recursion, the discounted sum for the returns, quadrature for the
+   Gaussian KL, the ellipsoid's maximiser for the TRPO step, finite differences for the PPO
+   gradient).
+2. Each check passes correct code — ours and implementations written differently — under every
+   convention it declares (no false failure), and
+3. catches a catalogue of deliberately broken implementations, each a bug people make.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jaxtyping
+import numpy as np
+import pytest
+import scipy.integrate
+from hypothesis import given, strategies as st
+
+import reference as rf
+from proofs_as_tests.strategies import at_most
+from reference.testing import (
+    ConformanceError,
+    Conventions,
+    agent_orders,
+    check_categorical_kl,
+    check_discounted_returns,
+    check_gae,
+    check_gaussian_kl,
+    check_happo_factor,
+    check_ppo_clip,
+    check_trpo_step,
+    reference_gae,
+    reference_gaussian_kl,
+    reference_natural_step,
+    reference_ppo_clip,
+    reference_returns,
+    trajectories,
+)
+
+# ------------------------------------------------------------------------------------------------
+# 1. The references are right
+# ------------------------------------------------------------------------------------------------
+
+
+def _episode_sums(traj, truncation):
+    """Â_t = Σ_l (γλ)^l δ_{t+l} and G_t = Σ_k γ^k r_{t+k} (+ the bootstrap), summed FORWARD from t to
+    the episode's end — not the backward recursion the references use."""
+    T, B = traj.rewards.shape
+    term = traj.terminations.copy()
+    trunc = traj.truncations.copy()
+    if truncation == "as_termination":
+        term, trunc = np.maximum(term, trunc), np.zeros_like(trunc)
+    g, lam = traj.gamma, traj.lam
+    adv, ret = np.zeros((T, B)), np.zeros((T, B))
+    for b in range(B):
+        for t in range(T):
+            a = r = 0.0
+            for k in range(t, T):
+                if trunc[k, b]:
+                    v_next, tail = traj.final_values[k, b], traj.final_values[k, b]
+                elif term[k, b]:
+                    v_next, tail = 0.0, 0.0
+                else:
+                    v_next, tail = traj.values[k + 1, b], traj.values[T, b]
+                delta = traj.rewards[k, b] + g * v_next - traj.values[k, b]
+                a += (g * lam) ** (k - t) * delta
+                r += g ** (k - t) * traj.rewards[k, b]
+                ended = term[k, b] or trunc[k, b]
+                if ended or k == T - 1:
+                    r += g ** (k - t + 1) * tail
+                    break
+            adv[t, b], ret[t, b] = a, r
+    return adv, ret
+
+
+@given(trajectories(), st.sampled_from(["as_termination", "bootstrap"]))
+def test_reference_gae_and_returns_are_the_forward_sums(traj, truncation):
+    """The checks' GAE and returns (backward recursions) equal the forward sums
+    Â_t = Σ_{l} (γλ)^l δ_{t+l} and G_t = Σ_k γ^k r_{t+k} + γ^{K}·(bootstrap), each to the episode's end."""
+    adv, ret = _episode_sums(traj, truncation)
+    np.testing.assert_allclose(reference_gae(traj, truncation), adv, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reference_returns(traj, truncation), ret, rtol=1e-12, atol=1e-12)
+
+
+@given(trajectories(truncations=False))
+def test_reference_gae_is_the_librarys(traj):
+    """Without truncations the checks' GAE equals `generalized_advantage_estimate`, column by column."""
+    for b in range(traj.rewards.shape[1]):
+        ours = rf.generalized_advantage_estimate(
+            traj.rewards[:, b], traj.values[:, b], traj.terminations[:, b], traj.gamma, traj.lam
+        )
+        np.testing.assert_allclose(reference_gae(traj, "bootstrap")[:, b], ours, rtol=1e-12, atol=1e-12)
+
+
+@at_most(10)
+@given(st.integers(0, 2**32 - 1))
+def test_reference_gaussian_kl_is_the_integral(seed):
+    """The closed-form diagonal-Gaussian KL equals ∫ p log(p/q) by quadrature, dimension by dimension
+    (the KL of a product of independent factors is the sum of the factors' KLs)."""
+    rng = np.random.default_rng(seed)
+    mp, mq = rng.normal(0, 1, (1, 2)), rng.normal(0, 1, (1, 2))
+    sp, sq = np.exp(rng.normal(0, 0.5, (1, 2))), np.exp(rng.normal(0, 0.5, (1, 2)))
+    total = 0.0
+    for d in range(2):
+
+        def integrand(x, d=d):
+            logp = -0.5 * ((x - mp[0, d]) / sp[0, d]) ** 2 - np.log(sp[0, d] * np.sqrt(2 * np.pi))
+            logq = -0.5 * ((x - mq[0, d]) / sq[0, d]) ** 2 - np.log(sq[0, d] * np.sqrt(2 * np.pi))
+            return np.exp(logp) * (logp - logq)
+
+        total += scipy.integrate.quad(integrand, -np.inf, np.inf, epsabs=1e-13, epsrel=1e-12)[0]
+    np.testing.assert_allclose(reference_gaussian_kl(mp, sp, mq, sq)[0], total, rtol=1e-9, atol=1e-12)
+
+
+@at_most(30)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5), st.sampled_from([1e-3, 0.1]))
+def test_reference_natural_step_maximises_on_the_ellipsoid(seed, n, delta):
+    """The checks' TRPO step lies on ½dᵀHd = δ and beats every other boundary point's gᵀd."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n))
+    H = X @ X.T + 0.1 * np.eye(n)
+    g = rng.normal(size=n)
+    d = reference_natural_step(g, H, delta)
+    np.testing.assert_allclose(0.5 * d @ H @ d, delta, rtol=1e-10)
+    for _ in range(200):
+        u = rng.normal(size=n)
+        u *= np.sqrt(2 * delta / (u @ H @ u))
+        assert g @ u <= g @ d + 1e-12
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.1, 0.2]))
+def test_reference_ppo_clip_by_numpy_and_finite_differences(seed, eps):
+    """The checks' PPO value is numpy's min(rA, clip(r)A); its derivative is the central difference."""
+    rng = np.random.default_rng(seed)
+    r, a = np.exp(rng.normal(0, 0.5, 20)), rng.normal(0, 1, 20)
+    value, grad = reference_ppo_clip(r, a, eps)
+    f = lambda r: np.minimum(r * a, np.clip(r, 1 - eps, 1 + eps) * a)
+    np.testing.assert_allclose(value, f(r), rtol=1e-15, atol=0)
+    h = 1e-6
+    away = (np.abs(r - (1 - eps)) > 1e-4) & (np.abs(r - (1 + eps)) > 1e-4)
+    fd = (f(r + h) - f(r - h)) / (2 * h)
+    np.testing.assert_allclose(grad[away], fd[away], rtol=1e-6, atol=1e-8)
+
+
+@given(st.integers(1, 5), st.data())
+def test_agent_orders_are_permutations(n, data):
+    order = data.draw(agent_orders(n))
+    assert sorted(order) == list(range(n))
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. Correct implementations pass, under every declared convention
+# ------------------------------------------------------------------------------------------------
+
+_gae_batched = jax.vmap(rf.generalized_advantage_estimate, in_axes=(1, 1, 1, None, None), out_axes=1)
+
+
+def _gae_numpy_discounts(r, v, disc, gamma, lam):
+    """A GAE written in numpy on per-step discounts γ_t = γ(1 − d_t), batch-major [B, T]."""
+    adv = np.zeros_like(r)
+    carry = np.zeros(r.shape[0])
+    for t in reversed(range(r.shape[1])):
+        delta = r[:, t] + disc[:, t] * v[:, t + 1] - v[:, t]
+        carry = delta + lam * disc[:, t] * carry
+        adv[:, t] = carry
+    return adv
+
+
+def _gae_with_truncation(r, v, term, trunc, final, gamma, lam):
+    """GAE that bootstraps a truncated step with V of the state it reached (time-major, JAX)."""
+    v_next = jnp.where(trunc > 0, final, v[1:])
+    deltas = r + gamma * (1 - term) * v_next - v[:-1]
+    decay = gamma * lam * (1 - term) * (1 - trunc)
+
+    def step(carry, x):
+        d, k = x
+        carry = d + k * carry
+        return carry, carry
+
+    return jax.lax.scan(step, jnp.zeros(r.shape[1]), (deltas, decay), reverse=True)[1]
+
+
+def _returns_numpy(r, d, boot, gamma):
+    out, g = np.zeros_like(r), boot
+    for t in reversed(range(len(r))):
+        g = r[t] + gamma * (1 - d[t]) * g
+        out[t] = g
+    return out
+
+
+def _ppo_loss_mean(r, a, eps):
+    return -jnp.mean(jnp.minimum(r * a, jnp.clip(r, 1 - eps, 1 + eps) * a))
+
+
+def _kl_from_log_probs_reversed(logq, logp):
+    """D_KL(second‖first) computed from log-probabilities: the reversed-argument convention."""
+    return jnp.sum(jnp.exp(logp) * (logp - logq), -1)
+
+
+def _gaussian_kl_std(mp, sp, mq, sq):
+    return np.sum(np.log(sq / sp) + (sp**2 + (mp - mq) ** 2) / (2 * sq**2) - 0.5, -1)
+
+
+def _natural_step_by_cg(g, fvp, delta):
+    x = jax.scipy.sparse.linalg.cg(fvp, g, tol=1e-13, maxiter=50)[0]
+    return jnp.sqrt(2 * delta / (x @ fvp(x))) * x
+
+
+CORRECT = {
+    "gae: ours (vmapped), time-major dones": (
+        check_gae,
+        lambda r, v, d, g, lam: _gae_batched(r, v, d, g, lam),
+        Conventions(),
+    ),
+    "gae: numpy, batch-major discounts": (
+        check_gae,
+        _gae_numpy_discounts,
+        Conventions(arrays="numpy", layout="batch_major", flags="discount"),
+    ),
+    "gae: truncations bootstrapped": (check_gae, _gae_with_truncation, Conventions(truncation="bootstrap")),
+    "gae: ours, one trajectory at a time": (
+        check_gae,
+        rf.generalized_advantage_estimate,
+        Conventions(layout="single"),
+    ),
+    "returns: numpy, one trajectory at a time": (
+        check_discounted_returns,
+        _returns_numpy,
+        Conventions(arrays="numpy", layout="single"),
+    ),
+    "ppo: ours per sample": (check_ppo_clip, rf.ppo_clip_objective, Conventions()),
+    "ppo: a mean loss": (check_ppo_clip, _ppo_loss_mean, Conventions(sign="loss", reduction="mean")),
+    "kl: ours on probabilities": (check_categorical_kl, rf.kl_divergence, Conventions()),
+    "kl: reversed arguments from log-probabilities, declared": (
+        check_categorical_kl,
+        _kl_from_log_probs_reversed,
+        Conventions(kl_inputs="log_probs", kl_direction="second_first"),
+    ),
+    "gaussian kl: numpy on standard deviations": (
+        check_gaussian_kl,
+        _gaussian_kl_std,
+        Conventions(arrays="numpy", scale="std"),
+    ),
+    "trpo step: ours": (
+        check_trpo_step,
+        lambda g, f, d: rf.natural_gradient_step(g, f, d, cg_steps=20),
+        Conventions(rtol=1e-7),
+    ),
+    "trpo step: jax.scipy CG": (check_trpo_step, _natural_step_by_cg, Conventions(rtol=1e-7)),
+    "happo factor: ours": (check_happo_factor, rf.happo_factor, Conventions()),
+    "happo factor: numpy product": (
+        check_happo_factor,
+        lambda r, a: a * np.prod(r, axis=1),
+        Conventions(arrays="numpy"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_correct_implementations_conform(name):
+    """No false failure: each correct implementation, under the convention it declares, passes."""
+    check, fn, conventions = CORRECT[name]
+    check(fn, conventions, max_examples=40)
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. Broken implementations are caught
+# ------------------------------------------------------------------------------------------------
+
+
+def _gae_scan(r, v, d, gamma, lam, *, carry_cut=True, bootstrap_cut=True, shift=False, swap=False):
+    """A time-major JAX GAE with a switch for each classic bug."""
+    if swap:
+        gamma, lam = lam, gamma
+    dd = jnp.concatenate([jnp.zeros_like(d[:1]), d[:-1]]) if shift else d
+    deltas = r + gamma * (1 - dd if bootstrap_cut else 1) * v[1:] - v[:-1]
+    decay = gamma * lam * (1 - dd if carry_cut else jnp.ones_like(d))
+
+    def step(carry, x):
+        delta, k = x
+        carry = delta + k * carry
+        return carry, carry
+
+    return jax.lax.scan(step, jnp.zeros(r.shape[1]), (deltas, decay), reverse=True)[1]
+
+
+def _trpo_step(g, fvp, delta, *, scale="sqrt", natural=True):
+    H = jax.jacfwd(fvp)(g)
+    x = jnp.linalg.solve(H, g) if natural else g
+    if scale == "sqrt":
+        return jnp.sqrt(2 * delta / (g @ H @ x)) * x if natural else jnp.sqrt(2 * delta / (g @ H @ g)) * g
+    if scale == "delta":  # δ instead of √δ
+        return 2 * delta / jnp.sqrt(g @ x) * x
+    return jnp.sqrt(delta / (g @ x)) * x  # the 2 dropped
+
+
+BROKEN = {
+    "gae: (1 − done) missing in the carry": (check_gae, lambda *a: _gae_scan(*a, carry_cut=False), Conventions()),
+    "gae: (1 − done) missing in the bootstrap": (
+        check_gae,
+        lambda *a: _gae_scan(*a, bootstrap_cut=False),
+        Conventions(),
+    ),
+    "gae: λ and γ swapped": (check_gae, lambda *a: _gae_scan(*a, swap=True), Conventions()),
+    "gae: done flag off by one step": (check_gae, lambda *a: _gae_scan(*a, shift=True), Conventions()),
+    "gae: truncation treated as termination where bootstrapping is declared": (
+        check_gae,
+        lambda r, v, te, tr, fv, g, lam: _gae_scan(r, v, jnp.maximum(te, tr), g, lam),
+        Conventions(truncation="bootstrap"),
+    ),
+    "returns: (1 − done) missing": (
+        check_discounted_returns,
+        lambda r, d, b, g: _returns_numpy(r, 0 * d, b, g),
+        Conventions(arrays="numpy", layout="single"),
+    ),
+    "returns: bootstrap value ignored": (
+        check_discounted_returns,
+        lambda r, d, b, g: _returns_numpy(r, d, 0.0, g),
+        Conventions(arrays="numpy", layout="single"),
+    ),
+    "ppo: ratio inverted": (check_ppo_clip, lambda r, a, e: rf.ppo_clip_objective(1 / r, a, e), Conventions()),
+    "ppo: clip on the wrong side (max for min)": (
+        check_ppo_clip,
+        lambda r, a, e: jnp.maximum(r * a, jnp.clip(r, 1 - e, 1 + e) * a),
+        Conventions(),
+    ),
+    "ppo: loss sign flipped against the declaration": (check_ppo_clip, _ppo_loss_mean, Conventions(reduction="mean")),
+    "ppo: gradient stopped through the unclipped term": (
+        check_ppo_clip,
+        lambda r, a, e: jnp.minimum(jax.lax.stop_gradient(r) * a, jnp.clip(r, 1 - e, 1 + e) * a),
+        Conventions(),
+    ),
+    "kl: direction reversed": (check_categorical_kl, lambda p, q: rf.kl_divergence(q, p), Conventions()),
+    "kl: logits given where probabilities are declared": (
+        check_categorical_kl,
+        lambda p, q: rf.kl_divergence(jax.nn.softmax(p), jax.nn.softmax(q)),
+        Conventions(),
+    ),
+    "gaussian kl: reversed": (
+        check_gaussian_kl,
+        lambda mp, sp, mq, sq: _gaussian_kl_std(mq, sq, mp, sp),
+        Conventions(arrays="numpy", scale="std"),
+    ),
+    "gaussian kl: variance for standard deviation": (
+        check_gaussian_kl,
+        lambda mp, sp, mq, sq: _gaussian_kl_std(mp, sp**2, mq, sq**2),
+        Conventions(arrays="numpy", scale="std"),
+    ),
+    "gaussian kl: the ½ dropped": (
+        check_gaussian_kl,
+        lambda mp, sp, mq, sq: _gaussian_kl_std(mp, sp, mq, sq) - 0.5 * mp.shape[-1],
+        Conventions(arrays="numpy", scale="std"),
+    ),
+    "trpo step: scaled by δ instead of √δ": (check_trpo_step, lambda *a: _trpo_step(*a, scale="delta"), Conventions()),
+    "trpo step: the 2 in √(2δ/…) dropped": (check_trpo_step, lambda *a: _trpo_step(*a, scale="half"), Conventions()),
+    "trpo step: gradient instead of natural direction": (
+        check_trpo_step,
+        lambda *a: _trpo_step(*a, natural=False),
+        Conventions(),
+    ),
+    "happo factor: M not updated": (check_happo_factor, lambda r, a: a, Conventions(arrays="numpy")),
+    "happo factor: ratios summed": (
+        check_happo_factor,
+        lambda r, a: a * (1 + np.sum(r - 1, axis=1)),
+        Conventions(arrays="numpy"),
+    ),
+    "happo factor: the first agent's ratio dropped": (
+        check_happo_factor,
+        lambda r, a: a * np.prod(r[:, 1:], axis=1),
+        Conventions(arrays="numpy"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_implementations_are_caught(name):
+    """Every bug in the catalogue is reported, with the equation and both values in the message."""
+    check, fn, conventions = BROKEN[name]
+    with pytest.raises(ConformanceError) as info:
+        check(fn, conventions, max_examples=100)
+    message = str(info.value)
+    assert "violated" in message and "expected" in message and "got" in message
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad arguments
+# ------------------------------------------------------------------------------------------------
+
+
+def test_bad_arguments_are_refused_with_a_clear_error():
+    # a convention outside its Literal: jaxtyping's hook (on in this suite) names the parameter and
+    # the allowed values; without the hook, as in a user's project, __post_init__ does
+    with pytest.raises((ValueError, jaxtyping.TypeCheckError), match="layout"):
+        Conventions(layout="row_major")  # type: ignore[arg-type]
+    unchecked = Conventions()
+    object.__setattr__(unchecked, "layout", "row_major")  # as if built without the type hook
+    with pytest.raises(ValueError, match="`layout` must be one of"):
+        unchecked.__post_init__()
+    with pytest.raises(ValueError, match="`rtol` must be a finite number"):
+        Conventions(rtol=-1.0)
+    # a non-callable / a dict for the conventions: TypeError naming the parameter, from the hook
+    # (jaxtyping's TypeCheckError is a TypeError) or, without it, from the check itself
+    with pytest.raises(TypeError, match="fn"):
+        check_gae(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="conventions"):
+        check_gae(rf.generalized_advantage_estimate, {"layout": "single"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`max_examples` must be an int >= 1"):
+        check_happo_factor(rf.happo_factor, max_examples=0)
+
+
+def test_a_function_that_raises_is_reported_with_its_input():
+    def wrong_shape(r, v, d, g, lam):
+        return r[:-1]
+
+    with pytest.raises(ConformanceError, match="returned shape"):
+        check_gae(wrong_shape, max_examples=5)
+
+    def crashes(r, v, d, g, lam):
+        raise RuntimeError("boom")
+
+    with pytest.raises(ConformanceError, match="the function raised RuntimeError: boom"):
+        check_gae(crashes, max_examples=5)

@@ -1,0 +1,93 @@
+r"""`reference.testing`: point the project's property sweep at your own RL code.
+
+Two parts:
+
+- **Strategies** (hypothesis): the random finite MDPs, policies (near the simplex's edges too),
+  cooperative games, trajectories with episode ends and truncations, and agent orders that the
+  project's own proofs draw from.
+- **Conformance checks**: `check_gae`, `check_discounted_returns`, `check_ppo_clip`,
+  `check_categorical_kl`, `check_gaussian_kl`, `check_trpo_step`, `check_happo_factor`. Each
+  takes your callable and a `Conventions` declaring how it is called; it passes, or raises
+  `ConformanceError` with the equation violated, both values and the shrunk counterexample.
+
+In a test file of your project (one line per quantity):
+
+```python
+from reference.testing import Conventions, check_gae
+
+def test_my_gae():
+    check_gae(lambda r, v, d, g, l: my_gae(r, v, d, g, l), Conventions(arrays="numpy"))
+```
+
+Needs `hypothesis` (the `testing` extra: `pip install "reference-rl[testing]"`). This subpackage
+is not re-exported by `reference`, whose flat namespace holds the equations.
+"""
+
+try:
+    import hypothesis as _hypothesis  # noqa: F401
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'reference.testing needs hypothesis: pip install "reference-rl[testing]" (or pip install hypothesis).'
+    ) from e
+
+from ._conformance import (
+    ConformanceError as ConformanceError,
+    Conventions as Conventions,
+    check_categorical_kl as check_categorical_kl,
+    check_discounted_returns as check_discounted_returns,
+    check_gae as check_gae,
+    check_gaussian_kl as check_gaussian_kl,
+    check_happo_factor as check_happo_factor,
+    check_ppo_clip as check_ppo_clip,
+    check_trpo_step as check_trpo_step,
+    reference_categorical_kl as reference_categorical_kl,
+    reference_gae as reference_gae,
+    reference_gaussian_kl as reference_gaussian_kl,
+    reference_natural_step as reference_natural_step,
+    reference_ppo_clip as reference_ppo_clip,
+    reference_returns as reference_returns,
+)
+from ._strategies import (
+    MDP_KINDS as MDP_KINDS,
+    POLICY_KINDS as POLICY_KINDS,
+    Trajectory as Trajectory,
+    agent_orders as agent_orders,
+    games as games,
+    joint_policy_pairs as joint_policy_pairs,
+    mdps as mdps,
+    policies as policies,
+    policy_array as policy_array,
+    policy_pairs as policy_pairs,
+    trajectories as trajectories,
+    transition_tensor as transition_tensor,
+)
+
+__all__ = [
+    "MDP_KINDS",
+    "POLICY_KINDS",
+    "ConformanceError",
+    "Conventions",
+    "Trajectory",
+    "agent_orders",
+    "check_categorical_kl",
+    "check_discounted_returns",
+    "check_gae",
+    "check_gaussian_kl",
+    "check_happo_factor",
+    "check_ppo_clip",
+    "check_trpo_step",
+    "games",
+    "joint_policy_pairs",
+    "mdps",
+    "policies",
+    "policy_array",
+    "policy_pairs",
+    "reference_categorical_kl",
+    "reference_gae",
+    "reference_gaussian_kl",
+    "reference_natural_step",
+    "reference_ppo_clip",
+    "reference_returns",
+    "trajectories",
+    "transition_tensor",
+]

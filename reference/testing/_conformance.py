@@ -1,0 +1,576 @@
+"""Conformance checks: point the property sweep at someone else's implementation.
+
+Each `check_*` takes the user's callable and a `Conventions` declaring how it is called, draws
+inputs with hypothesis, computes the quantity independently here (numpy, float64, in the plainest
+form of its equation) and compares. On the first mismatch hypothesis shrinks the input, and the
+check raises `ConformanceError` naming the equation violated, the index, both values and the
+(shrunk) input. A check returns `None` when every drawn example conforms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal
+
+import jax
+import numpy as np
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from ._strategies import Draw, Trajectory, trajectories
+
+
+class ConformanceError(AssertionError):
+    """An implementation disagrees with the equation it claims to compute."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Conventions:
+    r"""How the implementation under test is called, and what it returns.
+
+    A declared convention is not a deviation: the checks compare against the equation *under the
+    declared convention*. Only the fields a check reads matter to it.
+
+    **Fields:**
+
+    - `arrays`: `"numpy"` or `"jax"` — the array type the callable receives (always float64;
+      JAX calls run under `jax.enable_x64`).
+    - `layout`: `"time_major"` (`[T, B]`), `"batch_major"` (`[B, T]`) or `"single"` (one
+      trajectory `[T]`, the callable is called once per environment) — GAE and returns.
+    - `flags`: `"done"` (`d_t ∈ {0, 1}`, 1 when the episode ended after step `t`) or
+      `"discount"` (`γ_t = γ(1 − d_t)`, rlax's `discount_t`) — GAE and returns.
+    - `truncation`: `"as_termination"` (time-limit ends are passed as ordinary episode ends and
+      treated as terminal: no bootstrap) or `"bootstrap"` (the callable receives terminations,
+      truncations and the final states' values separately, and must bootstrap a truncated step
+      with $V$ of the state it reached) — GAE and returns.
+    - `sign`: `"objective"` (the PPO surrogate to maximise) or `"loss"` (its negative).
+    - `reduction`: `"none"` (per sample) or `"mean"` (averaged over the batch) — PPO.
+    - `advantages`: `"raw"` or `"normalised"` (the callable standardises the batch's advantages,
+      $(A - \bar A)/(\mathrm{std}(A) + 10^{-8})$ with the population std, before the clip, as
+      CleanRL, purejaxrl and JaxMARL do) — PPO.
+    - `kl_inputs`: `"probs"`, `"logits"` or `"log_probs"` — categorical KL.
+    - `kl_direction`: `"first_second"` (the callable computes $D_{KL}(p\|q)$ of its first
+      argument against its second) or `"second_first"`.
+    - `scale`: `"std"` or `"log_std"` — how a diagonal Gaussian's scale is passed.
+    - `rtol`, `atol`: the comparison's tolerance, `|got − expected| ≤ atol + rtol·max|expected|`
+      (defaults fit float64 code; float32 code needs about `rtol=1e-5`).
+    """
+
+    arrays: Literal["numpy", "jax"] = "jax"
+    layout: Literal["time_major", "batch_major", "single"] = "time_major"
+    flags: Literal["done", "discount"] = "done"
+    truncation: Literal["as_termination", "bootstrap"] = "as_termination"
+    sign: Literal["objective", "loss"] = "objective"
+    reduction: Literal["none", "mean"] = "none"
+    advantages: Literal["raw", "normalised"] = "raw"
+    kl_inputs: Literal["probs", "logits", "log_probs"] = "probs"
+    kl_direction: Literal["first_second", "second_first"] = "first_second"
+    scale: Literal["std", "log_std"] = "log_std"
+    rtol: float = 1e-9
+    atol: float = 1e-9
+
+    def __post_init__(self) -> None:
+        allowed = {
+            "arrays": ("numpy", "jax"),
+            "layout": ("time_major", "batch_major", "single"),
+            "flags": ("done", "discount"),
+            "truncation": ("as_termination", "bootstrap"),
+            "sign": ("objective", "loss"),
+            "reduction": ("none", "mean"),
+            "advantages": ("raw", "normalised"),
+            "kl_inputs": ("probs", "logits", "log_probs"),
+            "kl_direction": ("first_second", "second_first"),
+            "scale": ("std", "log_std"),
+        }
+        for name, values in allowed.items():
+            if getattr(self, name) not in values:
+                raise ValueError(f"Conventions: `{name}` must be one of {values}, got {getattr(self, name)!r}.")
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
+                raise ValueError(f"Conventions: `{name}` must be a finite number >= 0, got {value!r}.")
+
+
+# ------------------------------------------------------------------------------------------------
+# The equations, written independently in numpy (plain loops, float64)
+# ------------------------------------------------------------------------------------------------
+
+
+def reference_gae(traj: Trajectory, truncation: str) -> np.ndarray:
+    """GAE(γ, λ), time-major `[T, B]`, by the backward recursion.
+
+    δ_t = r_t + γ(1 − term_t)·V_next,t − V(s_t),  Â_t = δ_t + γλ(1 − term_t)(1 − trunc_t)Â_{t+1},
+
+    with V_next,t = V(final state) where the step was truncated, else V(s_{t+1}). Under
+    `"as_termination"` a truncation counts as a termination (no bootstrap).
+    """
+    term, trunc = _ends(traj, truncation)
+    T, B = traj.rewards.shape
+    adv = np.zeros((T, B))
+    for b in range(B):
+        carry = 0.0
+        for t in reversed(range(T)):
+            v_next = traj.final_values[t, b] if trunc[t, b] else traj.values[t + 1, b]
+            delta = traj.rewards[t, b] + traj.gamma * (1 - term[t, b]) * v_next - traj.values[t, b]
+            carry = delta + traj.gamma * traj.lam * (1 - term[t, b]) * (1 - trunc[t, b]) * carry
+            adv[t, b] = carry
+    return adv
+
+
+def reference_returns(traj: Trajectory, truncation: str) -> np.ndarray:
+    """Discounted returns, time-major `[T, B]`, by the backward recursion.
+
+    G_t = r_t + γ(1 − term_t)·G_next,t with G_next,t = V(final state) after a truncation,
+    G_{t+1} otherwise, and G_T = V(s_T) (the bootstrap value, `values[T]`).
+    """
+    term, trunc = _ends(traj, truncation)
+    T, B = traj.rewards.shape
+    out = np.zeros((T, B))
+    for b in range(B):
+        g = traj.values[T, b]
+        for t in reversed(range(T)):
+            g_next = traj.final_values[t, b] if trunc[t, b] else g
+            g = traj.rewards[t, b] + traj.gamma * (1 - term[t, b]) * g_next
+            out[t, b] = g
+    return out
+
+
+def _ends(traj: Trajectory, truncation: str) -> tuple[np.ndarray, np.ndarray]:
+    if truncation == "as_termination":
+        return np.maximum(traj.terminations, traj.truncations), np.zeros_like(traj.truncations)
+    return traj.terminations, traj.truncations
+
+
+def reference_ppo_clip(ratio: np.ndarray, adv: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, PPO's clipped surrogate and its derivative in the ratio, by cases.
+
+    The value is min(rA, clip(r, 1 − ε, 1 + ε)A); the derivative is A where the unclipped term is
+    the minimum and 0 where the clipped one is.
+    """
+    value = np.empty_like(ratio)
+    grad = np.empty_like(ratio)
+    for i, (r, a) in enumerate(zip(ratio, adv, strict=True)):
+        clipped = min(max(r, 1 - eps), 1 + eps)
+        if r * a <= clipped * a:
+            value[i], grad[i] = r * a, a
+        else:
+            value[i], grad[i] = clipped * a, 0.0
+    return value, grad
+
+
+def reference_categorical_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """D_KL(p‖q) = Σ_a p_a (log p_a − log q_a) per row (0·log 0 = 0)."""
+    out = np.zeros(p.shape[:-1])
+    for idx in np.ndindex(*p.shape[:-1]):
+        out[idx] = sum(pa * (np.log(pa) - np.log(qa)) for pa, qa in zip(p[idx], q[idx], strict=True) if pa > 0)
+    return out
+
+
+def reference_gaussian_kl(mp: np.ndarray, sp: np.ndarray, mq: np.ndarray, sq: np.ndarray) -> np.ndarray:
+    """D_KL(N(μ_p, diag σ_p²) ‖ N(μ_q, diag σ_q²)) = Σ_d [log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½]."""
+    return np.sum(np.log(sq / sp) + (sp**2 + (mp - mq) ** 2) / (2 * sq**2) - 0.5, axis=-1)
+
+
+def reference_natural_step(g: np.ndarray, H: np.ndarray, delta: float) -> np.ndarray:
+    """The TRPO step √(2δ / gᵀH⁻¹g)·H⁻¹g, by a dense solve."""
+    x = np.linalg.solve(H, g)
+    return np.sqrt(2 * delta / (g @ x)) * x
+
+
+# ------------------------------------------------------------------------------------------------
+# Calling the user's function
+# ------------------------------------------------------------------------------------------------
+
+
+def _to(arrays: str, x: Any) -> Any:
+    if arrays == "jax":
+        return jax.numpy.asarray(x)
+    return np.asarray(x)
+
+
+def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: Any) -> np.ndarray:
+    """Call `fn` on the arguments converted to the declared array type; return float64 numpy."""
+    try:
+        if conventions.arrays == "jax":
+            with jax.enable_x64(True):
+                out = fn(*[jax.numpy.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
+                return np.asarray(out, dtype=np.float64)
+        return np.asarray(fn(*args), dtype=np.float64)
+    except ConformanceError:
+        raise
+    except Exception as e:  # the user's function failed: that is a finding, reported with its input
+        raise ConformanceError(f"{name}: the function raised {type(e).__name__}: {e}") from e
+
+
+def _compare(name: str, equation: str, got: np.ndarray, expected: np.ndarray, c: Conventions, where: str = "") -> None:
+    if got.shape != expected.shape:
+        raise ConformanceError(f"{name}: returned shape {got.shape}, expected {expected.shape} ({equation}){where}.")
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    err = np.abs(got - expected)
+    bad = ~(err <= c.atol + c.rtol * scale)  # NaN in `got` is bad too
+    if np.any(bad):
+        i = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise ConformanceError(
+            f"{name}: {equation} violated at index {i}: expected {expected[i]!r}, got {got[i]!r} "
+            f"(tolerance {c.atol:g} + {c.rtol:g}·{scale:.3g}){where}."
+        )
+
+
+def _run(strategy: st.SearchStrategy[Any], test: Callable[[Any], None], max_examples: int) -> None:
+    if not (isinstance(max_examples, int) and max_examples >= 1):
+        raise ValueError(f"`max_examples` must be an int >= 1, got {max_examples!r}.")
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(strategy)
+    def prop(x: Any) -> None:
+        test(x)
+
+    prop()
+
+
+def _check_callable(fn: object, conventions: object, name: str) -> Conventions:
+    if not callable(fn):
+        raise TypeError(f"{name}: `fn` must be callable, got {type(fn).__name__}.")
+    if not isinstance(conventions, Conventions):
+        raise TypeError(f"{name}: `conventions` must be a `Conventions`, got {type(conventions).__name__}.")
+    return conventions
+
+
+# ------------------------------------------------------------------------------------------------
+# Time series: GAE and discounted returns
+# ------------------------------------------------------------------------------------------------
+
+
+def _time_series_args(traj: Trajectory, c: Conventions) -> tuple[list[np.ndarray], str]:
+    """The per-step arrays handed to the callable (time-major), and their description.
+
+    They follow the declared flags and truncation.
+    """
+    term, trunc = _ends(traj, c.truncation)
+    if c.flags == "discount":
+        term = traj.gamma * (1 - term)
+    if c.truncation == "bootstrap":
+        arrays, names = [term, trunc, traj.final_values], ["terminations", "truncations", "final_values"]
+    else:
+        arrays, names = [term], ["dones" if c.flags == "done" else "discounts"]
+    if c.flags == "discount" and c.truncation == "bootstrap":
+        names[0] = "discounts"
+    return arrays, ", ".join(f"{n}={a.tolist()}" for n, a in zip(names, arrays, strict=True))
+
+
+def _layout_call(
+    name: str, fn: Callable[..., Any], c: Conventions, per_step: list[np.ndarray], tail: list[Any], T: int
+) -> np.ndarray:
+    """Call `fn` with time-major per-step arrays laid out as declared; return `[T, B]`."""
+    if c.layout == "time_major":
+        return _call(name, fn, c, *per_step, *tail)
+    if c.layout == "batch_major":
+        out = _call(name, fn, c, *[np.ascontiguousarray(a.T) for a in per_step], *tail)
+        return out.T if out.ndim == 2 else out
+    B = per_step[0].shape[1]
+    cols = [_call(name, fn, c, *[np.ascontiguousarray(a[:, b]) for a in per_step], *tail) for b in range(B)]
+    return np.stack(cols, axis=-1) if all(col.shape == (T,) for col in cols) else np.asarray(cols[0])
+
+
+def check_gae(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200) -> None:
+    r"""Check a GAE implementation on random trajectories with episode ends and truncations.
+
+    Equation: $\hat A_t = \delta_t + \gamma\lambda(1-d_t)\hat A_{t+1}$ with
+    $\delta_t = r_t + \gamma(1-d_t)V(s_{t+1}) - V(s_t)$; with `truncation="bootstrap"` a
+    truncated step bootstraps with $V$ of the state it reached and cuts the recursion.
+
+    **The call:** `fn(rewards, values, dones, gamma, lam)` with `rewards`, `dones` `[T, B]` and
+    `values` `[T + 1, B]` (time-major; `[B, T]`/`[B, T + 1]` batch-major; `[T]`/`[T + 1]` single);
+    `dones` are discounts $\gamma(1-d_t)$ under `flags="discount"`. Under `truncation="bootstrap"`:
+    `fn(rewards, values, terminations, truncations, final_values, gamma, lam)`. Returns the
+    advantages, the shape of `rewards`. Adapt other signatures with a lambda.
+
+    **Raises:** `ConformanceError` with the shrunk counterexample.
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_gae")
+
+    def test(traj: Trajectory) -> None:
+        expected = reference_gae(traj, c.truncation)
+        per_step, names = _time_series_args(traj, c)
+        got = _layout_call(
+            "check_gae", fn, c, [traj.rewards, traj.values, *per_step], [traj.gamma, traj.lam], len(traj.rewards)
+        )
+        where = (
+            f" for rewards={traj.rewards.tolist()}, values={traj.values.tolist()}, {names}, "
+            f"gamma={traj.gamma!r}, lam={traj.lam!r} (time-major [T, B])"
+        )
+        equation = "Â_t = δ_t + γλ(1 − d_t)Â_{t+1}, δ_t = r_t + γ(1 − d_t)V_{t+1} − V_t"
+        _compare("check_gae", equation, got, expected, c, where)
+
+    _run(trajectories(truncations=True), test, max_examples)
+
+
+def check_discounted_returns(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200
+) -> None:
+    r"""Check discounted returns with episode ends and a bootstrap value.
+
+    Equation: $G_t = r_t + \gamma(1-d_t)G_{t+1}$, $G_T = V(s_T)$ (the bootstrap value); with
+    `truncation="bootstrap"` a truncated step continues with $V$ of the state it reached.
+
+    **The call:** `fn(rewards, dones, bootstrap_value, gamma)` with `rewards`, `dones` `[T, B]`
+    (laid out as declared) and `bootstrap_value` `[B]` (a scalar under `layout="single"`); under
+    `truncation="bootstrap"`: `fn(rewards, terminations, truncations, final_values,
+    bootstrap_value, gamma)`. Returns the returns, the shape of `rewards`.
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_discounted_returns")
+
+    def test(traj: Trajectory) -> None:
+        expected = reference_returns(traj, c.truncation)
+        per_step, names = _time_series_args(traj, c)
+        T = len(traj.rewards)
+        boot = traj.values[T]
+        if c.layout == "single":
+            cols = [
+                _call(
+                    "check_discounted_returns",
+                    fn,
+                    c,
+                    traj.rewards[:, b],
+                    *[a[:, b] for a in per_step],
+                    boot[b],
+                    traj.gamma,
+                )
+                for b in range(boot.shape[0])
+            ]
+            got = np.stack(cols, -1) if all(col.shape == (T,) for col in cols) else cols[0]
+        else:
+            got = _layout_call("check_discounted_returns", fn, c, [traj.rewards, *per_step], [boot, traj.gamma], T)
+        where = (
+            f" for rewards={traj.rewards.tolist()}, {names}, bootstrap_value={boot.tolist()}, "
+            f"gamma={traj.gamma!r} (time-major [T, B])"
+        )
+        _compare("check_discounted_returns", "G_t = r_t + γ(1 − d_t)G_{t+1}, G_T = V(s_T)", got, expected, c, where)
+
+    _run(trajectories(truncations=True), test, max_examples)
+
+
+# ------------------------------------------------------------------------------------------------
+# PPO's clipped objective and its gradient
+# ------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def _ppo_inputs(draw: Draw) -> tuple[np.ndarray, np.ndarray, float]:
+    B = draw(st.integers(1, 16))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    eps = draw(st.sampled_from([0.1, 0.2, 0.3]))
+    spread = draw(st.sampled_from([0.05, 0.5, 2.0]))
+    ratio = np.exp(rng.normal(0.0, spread, B))
+    adv = rng.normal(0.0, 1.0, B) * (rng.random(B) < 0.9)
+    return ratio, adv, eps
+
+
+def check_ppo_clip(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200) -> None:
+    r"""Check PPO's clipped surrogate and (for JAX callables) its gradient in the ratio.
+
+    Equation: $f(r, A) = \min(rA, \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)A)$ (with $A$ standardised
+    over the batch under `advantages="normalised"`), and
+    $\partial f/\partial r = A$ where $rA$ is the minimum, $0$ where the clipped term is
+    (the gradient is compared away from the kinks $r = 1 \pm \epsilon$).
+
+    **The call:** `fn(ratio, advantage, epsilon)` with `ratio`, `advantage` `[B]`; returns the
+    per-sample objective `[B]` (`reduction="none"`) or its mean (`"mean"`), negated under
+    `sign="loss"`.
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_ppo_clip")
+    flip = -1.0 if c.sign == "loss" else 1.0
+
+    def test(x: tuple[np.ndarray, np.ndarray, float]) -> None:
+        ratio, raw, eps = x
+        adv = raw if c.advantages == "raw" else (raw - raw.mean()) / (raw.std() + 1e-8)
+        value, grad = reference_ppo_clip(ratio, adv, eps)
+        expected = np.asarray(flip * (value if c.reduction == "none" else np.mean(value)))
+        where = f" for ratio={ratio.tolist()}, advantage={raw.tolist()}, epsilon={eps!r}"
+        got = _call("check_ppo_clip", fn, c, ratio, raw, eps)
+        _compare("check_ppo_clip", "f = min(rA, clip(r, 1 − ε, 1 + ε)A)", got, expected, c, where)
+        if c.arrays != "jax":
+            return
+        away = (np.abs(ratio - (1 - eps)) > 1e-6) & (np.abs(ratio - (1 + eps)) > 1e-6)
+        try:
+            with jax.enable_x64(True):
+                g = np.asarray(
+                    jax.grad(lambda r: jax.numpy.sum(fn(r, jax.numpy.asarray(raw), eps)))(jax.numpy.asarray(ratio))
+                )
+        except Exception as e:
+            raise ConformanceError(f"check_ppo_clip: the function could not be differentiated: {e}") from e
+        expected_grad = flip * (grad if c.reduction == "none" else grad / len(ratio))
+        _compare(
+            "check_ppo_clip",
+            "∂f/∂r = A where rA is the minimum, 0 where the clipped term is",
+            np.where(away, g, 0.0),
+            np.where(away, expected_grad, 0.0),
+            c,
+            where,
+        )
+
+    _run(_ppo_inputs(), test, max_examples)
+
+
+# ------------------------------------------------------------------------------------------------
+# KL divergences
+# ------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def _categorical_pairs(draw: Draw) -> tuple[np.ndarray, np.ndarray]:
+    B, A = draw(st.integers(1, 4)), draw(st.integers(2, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([0.01, 0.5, 3.0, 8.0]))  # near-uniform to near the simplex's edges
+    logits_p = rng.normal(0, scale, (B, A))
+    logits_q = logits_p + rng.normal(0, draw(st.sampled_from([0.01, 0.5, 3.0])), (B, A))
+    softmax = lambda z: (
+        np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    )
+    return softmax(logits_p), softmax(logits_q)
+
+
+def check_categorical_kl(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200
+) -> None:
+    r"""Check a KL divergence between categorical distributions, row by row.
+
+    Equation: $D_{KL}(p\|q) = \sum_a p_a\log(p_a/q_a)$ for `kl_direction="first_second"`
+    ($D_{KL}(q\|p)$ for `"second_first"`).
+
+    **The call:** `fn(p, q)` with `p`, `q` `[B, A]` as probabilities, logits or
+    log-probabilities (`kl_inputs`); returns `[B]`.
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_categorical_kl")
+
+    def test(x: tuple[np.ndarray, np.ndarray]) -> None:
+        p, q = x
+        expected = (
+            reference_categorical_kl(p, q) if c.kl_direction == "first_second" else reference_categorical_kl(q, p)
+        )
+        if c.kl_inputs == "probs":
+            args = (p, q)
+        else:  # log-probabilities are logits too (softmax is shift-invariant)
+            args = (np.log(p), np.log(q))
+        where = f" for p={p.tolist()}, q={q.tolist()} (given as {c.kl_inputs})"
+        got = _call("check_categorical_kl", fn, c, *args)
+        equation = "D_KL(p‖q) = Σ_a p_a log(p_a/q_a)" if c.kl_direction == "first_second" else "D_KL(q‖p)"
+        _compare("check_categorical_kl", equation, got, expected, c, where)
+
+    _run(_categorical_pairs(), test, max_examples)
+
+
+@st.composite
+def _gaussian_pairs(draw: Draw) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    B, D = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    spread = draw(st.sampled_from([0.01, 0.5, 2.0]))
+    mp = rng.normal(0, 1, (B, D))
+    mq = mp + rng.normal(0, spread, (B, D))
+    sp = np.exp(rng.normal(0, 1, (B, D)))
+    sq = sp * np.exp(rng.normal(0, spread, (B, D)))
+    return mp, sp, mq, sq
+
+
+def check_gaussian_kl(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200) -> None:
+    r"""Check a KL divergence between diagonal Gaussians.
+
+    Equation: $D_{KL}(p\|q) = \sum_d \log\frac{\sigma_{q,d}}{\sigma_{p,d}} +
+    \frac{\sigma_{p,d}^2 + (\mu_{p,d}-\mu_{q,d})^2}{2\sigma_{q,d}^2} - \frac12$
+    (`kl_direction="first_second"`; the reverse for `"second_first"`).
+
+    **The call:** `fn(mean_p, scale_p, mean_q, scale_q)`, each `[B, D]`, scales as standard
+    deviations or their logs (`scale`); returns `[B]`.
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_gaussian_kl")
+
+    def test(x: tuple[np.ndarray, ...]) -> None:
+        mp, sp, mq, sq = x
+        if c.kl_direction == "first_second":
+            expected = reference_gaussian_kl(mp, sp, mq, sq)
+        else:
+            expected = reference_gaussian_kl(mq, sq, mp, sp)
+        tr = np.log if c.scale == "log_std" else (lambda s: s)
+        where = f" for mean_p={mp.tolist()}, std_p={sp.tolist()}, mean_q={mq.tolist()}, std_q={sq.tolist()}"
+        got = _call("check_gaussian_kl", fn, c, mp, tr(sp), mq, tr(sq))
+        equation = "D_KL(p‖q) = Σ_d log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½"
+        _compare("check_gaussian_kl", equation, got, expected, c, where)
+
+    _run(_gaussian_pairs(), test, max_examples)
+
+
+# ------------------------------------------------------------------------------------------------
+# The natural-gradient (TRPO) step and the HAPPO factor
+# ------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def _step_inputs(draw: Draw) -> tuple[np.ndarray, np.ndarray, float]:
+    n = draw(st.integers(1, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    eig = np.exp(rng.uniform(np.log(0.1), np.log(10.0), n))  # condition number ≤ 100
+    H = (Q * eig) @ Q.T
+    H = (H + H.T) / 2
+    g = rng.normal(size=n)
+    delta = draw(st.sampled_from([1e-3, 1e-2, 0.1]))
+    return g, H, delta
+
+
+def check_trpo_step(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 100) -> None:
+    r"""Check a natural-gradient (TRPO) step: direction $H^{-1}g$ and scale $\sqrt{2\delta/g^\top H^{-1}g}$.
+
+    Equation: $d^* = \sqrt{2\delta/(g^\top H^{-1}g)}\,H^{-1}g$, the maximiser of $g^\top d$ on
+    $\frac12 d^\top Hd \le \delta$. Problems have $n \le 6$ parameters and a Fisher of condition
+    number $\le 100$, so an iterative solver with $n$ or more steps converges; set `rtol` to what
+    yours reaches.
+
+    **The call:** `fn(g, fisher_vector_product, delta)` with `g` `[n]`, `fisher_vector_product`
+    a function `v -> Hv` (taking and returning the declared array type), `delta` a float;
+    returns the step `[n]`.
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_trpo_step")
+
+    def test(x: tuple[np.ndarray, np.ndarray, float]) -> None:
+        g, H, delta = x
+        expected = reference_natural_step(g, H, delta)
+        where = f" for g={g.tolist()}, H={H.tolist()}, delta={delta!r}"
+        got = _call("check_trpo_step", fn, c, g, lambda v: _to(c.arrays, H) @ v, delta)
+        _compare("check_trpo_step", "d = √(2δ / gᵀH⁻¹g)·H⁻¹g", got, expected, c, where)
+
+    _run(_step_inputs(), test, max_examples)
+
+
+@st.composite
+def _factor_inputs(draw: Draw) -> tuple[np.ndarray, np.ndarray]:
+    B, m = draw(st.integers(1, 8)), draw(st.integers(0, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return np.exp(rng.normal(0, 0.3, (B, m))), rng.normal(0, 1, B)
+
+
+def check_happo_factor(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200) -> None:
+    r"""Check HAPPO's factor $M^{i_{1:m}} = \hat A\prod_{j<m} r^{i_j}$.
+
+    The factor is the advantage times the new/old ratios of the agents already updated in this
+    iteration.
+
+    **The call:** `fn(ratios, advantages)` with `ratios` `[B, m]` (the earlier agents' ratios,
+    in update order; `m = 0` for the first agent) and `advantages` `[B]`; returns `[B]`.
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_happo_factor")
+
+    def test(x: tuple[np.ndarray, np.ndarray]) -> None:
+        ratios, adv = x
+        expected = adv.copy()
+        for j in range(ratios.shape[1]):
+            expected = expected * ratios[:, j]
+        where = f" for ratios={ratios.tolist()}, advantages={adv.tolist()}"
+        got = _call("check_happo_factor", fn, c, ratios, adv)
+        _compare("check_happo_factor", "M = Â·Π_{j<m} r^{i_j}", got, expected, c, where)
+
+    _run(_factor_inputs(), test, max_examples)
