@@ -56,6 +56,7 @@ CHECKS = (
     "check_gaussian_kl",
     "check_trpo_step",
     "check_happo_factor",
+    "check_sequential_factors",
 )
 STRATEGIES = ("Trajectory", "trajectories", "agent_orders", "mdps", "policies", "policy_pairs", "games")
 
@@ -420,8 +421,9 @@ def write(rows: list[dict[str, str]], examples: int, path: pathlib.Path) -> None
         "",
         "- HARL's HAPPO factor and actor loss, and CleanRL's PyTorch scripts, are PyTorch code; the",
         "  checks accept numpy and JAX callables only, so they are not in the table.",
-        "- There is no check of a whole sequential HAPPO/HATRPO update's agent order yet; the",
-        "  factor M it multiplies is checked.",
+        "- A whole sequential HAPPO/HATRPO update is not checked end to end (its optimiser and",
+        "  epochs are the implementation's own); `check_sequential_factors` checks the factors it",
+        "  hands its agents in a given order, and `check_happo_factor` the product itself.",
         "",
         "## API of `reference.testing`",
         "",

@@ -14,8 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
 
 import reference as rf
+from proofs_as_tests.strategies import at_most
+from reference.testing import reference_gae, trajectories
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 standard_promotion = jax.numpy_dtype_promotion("standard")  # optax's Adam mixes int32 counts with floats
@@ -25,6 +28,28 @@ def game_trainer(algorithm: str, n: int = 4, total_steps: int = 512 * 30, **over
     env = rf.cooperative_game_env(rf.parameter_sharing_game(n), episode_length=1)
     cfg = rf.MARLConfig(algorithm=algorithm, total_steps=total_steps, num_envs=64, num_steps=8, **overrides)
     return rf.make_train(cfg, env)
+
+
+@at_most(25)
+@given(trajectories(truncations=False, max_gamma=0.99))
+def test_trainer_advantages_and_critic_targets(traj):
+    """A31 in training: the advantages a `Trainer` computes from a rollout are GAE with the
+    config's γ and λ (in that order), episode ends cutting both the bootstrap and the carry, and the
+    critic regresses on the λ-returns Â_t + V(s_t). The expected values come from
+    `reference.testing.reference_gae`, a numpy loop proved against the forward sums."""
+    T, E = traj.rewards.shape
+    env = rf.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1)
+    cfg = rf.MARLConfig(total_steps=E * T, num_envs=E, num_steps=T, gamma=traj.gamma, gae_lambda=traj.lam)
+    trainer = rf.make_train(cfg, env)
+    advantages, targets = trainer.advantages_and_targets(
+        jnp.asarray(traj.rewards),
+        jnp.asarray(traj.values[:-1]),
+        jnp.asarray(traj.values[-1]),
+        jnp.asarray(traj.terminations),
+    )
+    expected = reference_gae(traj, "as_termination")
+    np.testing.assert_allclose(advantages, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(targets, expected + traj.values[:-1], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from reference.testing import (
     check_gaussian_kl,
     check_happo_factor,
     check_ppo_clip,
+    check_sequential_factors,
     check_trpo_step,
     reference_gae,
     reference_gaussian_kl,
@@ -251,6 +252,13 @@ CORRECT = {
     ),
     "trpo step: jax.scipy CG": (check_trpo_step, _natural_step_by_cg, Conventions(rtol=1e-7)),
     "happo factor: ours": (check_happo_factor, rf.happo_factor, Conventions()),
+    "sequential factors: ours, happo_factor on the earlier agents' ratios": (
+        check_sequential_factors,
+        lambda order, r, a: jnp.stack(
+            [rf.happo_factor(r[:, jnp.asarray(order[:m], dtype=int)], a) for m in range(len(order))]
+        ),
+        Conventions(),
+    ),
     "happo factor: numpy product": (
         check_happo_factor,
         lambda r, a: a * np.prod(r, axis=1),
@@ -365,6 +373,16 @@ BROKEN = {
     "happo factor: ratios summed": (
         check_happo_factor,
         lambda r, a: a * (1 + np.sum(r - 1, axis=1)),
+        Conventions(arrays="numpy"),
+    ),
+    "sequential factors: agents taken by index, not by the order": (
+        check_sequential_factors,
+        lambda order, r, a: np.stack([a * np.prod(r[:, :m], axis=1) for m in range(len(order))]),
+        Conventions(arrays="numpy"),
+    ),
+    "sequential factors: every other agent's ratio (a simultaneous update)": (
+        check_sequential_factors,
+        lambda order, r, a: np.stack([a * np.prod(r, axis=1) / r[:, i] for i in order]),
         Conventions(arrays="numpy"),
     ),
     "happo factor: the first agent's ratio dropped": (

@@ -389,10 +389,7 @@ class Trainer:
         state, traj = jax.lax.scan(lambda s, k: self.rollout_step(s, k), state, jax.random.split(k_roll, cfg.num_steps))
         obs, acts, old_lp, values, rewards, dones, finished = traj
         last_value = self.value_fn(state.critic_params, state.obs)
-        all_values = jnp.concatenate([values, last_value[None]], 0)
-        gae = jax.vmap(generalized_advantage_estimate, in_axes=(1, 1, 1, None, None), out_axes=1)
-        advantages = gae(rewards, all_values, dones, cfg.gamma, cfg.gae_lambda)
-        targets = advantages + values
+        advantages, targets = self.advantages_and_targets(rewards, values, last_value, dones)
 
         B = cfg.steps_per_iteration
         flat = lambda x: x.reshape(B, *x.shape[2:])
@@ -411,6 +408,22 @@ class Trainer:
             actors, critic, actor_states, critic_state, state.env_state, state.obs, state.episode_return, key, steps
         )
         return state, Metrics(steps, mean_return, count)
+
+    def advantages_and_targets(
+        self, rewards: Array, values: Array, last_value: Array, dones: Array
+    ) -> tuple[Array, Array]:
+        r"""GAE($\gamma, \lambda$) per environment and the critic's λ-return targets $\hat A_t + V(s_t)$.
+
+        `rewards`, `values`, `dones`: `[T, E]` (time-major, as a rollout stacks them);
+        `last_value`: `[E]`, $V$ of the states after the last step. Uses the config's `gamma`
+        and `gae_lambda` (`generalized_advantage_estimate`, A31).
+        """
+        cfg = self.config
+        all_values = jnp.concatenate([values, last_value[None]], 0)
+        gae = jax.vmap(generalized_advantage_estimate, in_axes=(1, 1, 1, None, None), out_axes=1)
+        advantages = gae(rewards, all_values, dones, cfg.gamma, cfg.gae_lambda)
+        targets = advantages + values
+        return advantages, targets
 
     def run(self, state: TrainState, num_iterations: int) -> tuple[TrainState, Metrics]:
         """`num_iterations` iterations by `lax.scan`; metrics stacked over iterations."""

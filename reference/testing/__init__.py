@@ -6,7 +6,7 @@ Two parts:
   cooperative games, trajectories with episode ends and truncations, and agent orders that the
   project's own proofs draw from.
 - **Conformance checks**: `check_gae`, `check_discounted_returns`, `check_ppo_clip`,
-  `check_categorical_kl`, `check_gaussian_kl`, `check_trpo_step`, `check_happo_factor`. Each
+  `check_categorical_kl`, `check_gaussian_kl`, `check_trpo_step`, `check_happo_factor`, `check_sequential_factors`. Each
   takes your callable and a `Conventions` declaring how it is called; it passes, or raises
   `ConformanceError` with the equation violated, both values and the shrunk counterexample.
 
@@ -39,6 +39,7 @@ from ._conformance import (
     check_gaussian_kl as check_gaussian_kl,
     check_happo_factor as check_happo_factor,
     check_ppo_clip as check_ppo_clip,
+    check_sequential_factors as check_sequential_factors,
     check_trpo_step as check_trpo_step,
     reference_categorical_kl as reference_categorical_kl,
     reference_gae as reference_gae,
@@ -75,6 +76,7 @@ __all__ = [
     "check_gaussian_kl",
     "check_happo_factor",
     "check_ppo_clip",
+    "check_sequential_factors",
     "check_trpo_step",
     "games",
     "joint_policy_pairs",

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ._strategies import Draw, Trajectory, trajectories
+from ._strategies import Draw, Trajectory, agent_orders, trajectories
 
 
 class ConformanceError(AssertionError):
@@ -574,3 +574,40 @@ def check_happo_factor(fn: Callable[..., Any], conventions: Conventions | None =
         _compare("check_happo_factor", "M = Â·Π_{j<m} r^{i_j}", got, expected, c, where)
 
     _run(_factor_inputs(), test, max_examples)
+
+
+@st.composite
+def _sequential_inputs(draw: Draw) -> tuple[Any, np.ndarray, np.ndarray]:  # (order, ratios, advantages)
+    n, B = draw(st.integers(1, 4)), draw(st.integers(1, 6))
+    order = draw(agent_orders(n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return order, np.exp(rng.normal(0, 0.3, (B, n))), rng.normal(0, 1, B)
+
+
+def check_sequential_factors(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200
+) -> None:
+    r"""Check the factors a sequential HAPPO/HATRPO pass hands its agents, in a given order.
+
+    Equation: the agent updated $m$-th, $i_m$ = `order[m]`, sees
+    $M^{i_{1:m}} = \hat A\prod_{j<m} r^{i_j}$ — the ratios of the agents updated BEFORE it in
+    this order (not of the agents with smaller indices, not of all others).
+
+    **The call:** `fn(order, ratios, advantages)` with `order` a tuple of the agent indices in
+    update order, `ratios` `[B, n]` (column `i`: agent `i`'s new/old ratio after its update) and
+    `advantages` `[B]`; returns `[n, B]`, row `m` the factor agent `order[m]` was given.
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_sequential_factors")
+
+    def test(x: tuple[tuple[int, ...], np.ndarray, np.ndarray]) -> None:
+        order, ratios, adv = x
+        expected = np.empty((len(order), len(adv)))
+        M = adv.copy()
+        for m, agent in enumerate(order):
+            expected[m] = M
+            M = M * ratios[:, agent]
+        where = f" for order={order}, ratios={ratios.tolist()}, advantages={adv.tolist()}"
+        got = _call("check_sequential_factors", fn, c, order, ratios, adv)
+        _compare("check_sequential_factors", "row m = Â·Π_{j<m} r^{order[j]}", got, expected, c, where)
+
+    _run(_sequential_inputs(), test, max_examples)
