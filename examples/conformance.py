@@ -315,12 +315,12 @@ ROWS: list[tuple[str, str, str, Callable[..., None], Callable[[], Callable[..., 
 #: What a deviation means, where one is known (shown in the table only if the check fails).
 FINDINGS = {
     "GAE with `use_proper_time_limits=True`": (
-        "**deviation** (an approximation, documented by the flag's name only): at a time-limit "
-        "truncation the advantage is set to 0 (`gae = bad_masks[step + 1] * gae`) instead of "
-        "bootstrapping r + γV(s_final) − V(s_t), so the truncated step carries no policy gradient "
-        "and the steps before it in its episode lose the term γλÂ_t (right only at λ = 0); the "
-        "buffer never sees V(s_final). With the flag off (the row above) truncation is treated as "
-        "termination, which conforms to that declared convention."
+        "**deviation**, an approximation: the flag promises to tell truncation from termination, "
+        "but at a time-limit truncation the advantage is set to 0 (`gae = bad_masks[step + 1] * "
+        "gae`) instead of bootstrapping r + γV(s_final) − V(s_t), so the truncated step carries no "
+        "policy gradient and the steps before it in its episode lose the term γλÂ_t (right only at "
+        "λ = 0); the buffer never sees V(s_final). With the flag off (the row above) truncation is "
+        "treated as termination, which conforms to that declared convention."
     ),
 }
 

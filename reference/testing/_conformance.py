@@ -305,6 +305,8 @@ def check_gae(fn: Callable[..., Any], conventions: Conventions | None = None, ma
             f"gamma={traj.gamma!r}, lam={traj.lam!r} (time-major [T, B])"
         )
         equation = "Â_t = δ_t + γλ(1 − d_t)Â_{t+1}, δ_t = r_t + γ(1 − d_t)V_{t+1} − V_t"
+        if c.truncation == "bootstrap":
+            equation += " (V_{t+1} = V(final state) and no carry after a truncation)"
         _compare("check_gae", equation, got, expected, c, where)
 
     _run(trajectories(truncations=True), test, max_examples)
