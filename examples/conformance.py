@@ -386,7 +386,7 @@ def write(rows: list[dict[str, str]], examples: int, path: pathlib.Path) -> None
         "from reference.testing import Conventions, check_gae",
         "",
         "def test_my_gae():  # in your test suite, run by pytest",
-        '    check_gae(my_gae, Conventions(arrays="numpy", layout="batch_major", flags="done"))',
+        '    check_gae(my_gae, Conventions(arrays="numpy", layout="batch_major"))',
         "```",
         "",
         "`my_gae(rewards, values, dones, gamma, lam)` receives `[B, T]`, `[B, T + 1]`, `[B, T]` arrays",
