@@ -9,7 +9,8 @@ asserted at the worst instance found, and the ratio found is asserted to stay ab
 stated in each docstring: the bound is at least that tight, so any constant smaller than
 ratio × (the true constant) is violated at that instance — a negative control for every weaker
 constant. (The constants themselves are pinned against closed forms in `test_trust_region.py`
-and `test_markov_game.py`.) Catalogue items B10, B11, B20 (`docs/notes.md`).
+and `test_markov_game.py`.) The certified value-iteration bound (A14a) is searched the same way.
+Catalogue items A14a, B10, B11, B20 (`docs/notes.md`).
 """
 
 from __future__ import annotations
@@ -229,3 +230,50 @@ def test_lemma_2_at_its_worst_instance():
     mdp = rf.joint_action_mdp(game)
     J_new = float(rf.expected_return(mdp, rf.joint_policy(new).reshape(S, -1)))
     assert J_new >= float(rf.multi_agent_lower_bound(game, pis, new, (0, 1))) - 1e-12
+
+
+def test_value_iteration_certificate_at_its_worst_instance():
+    """A14a: the certified value-iteration bound is tight. After k = 2 sweeps from V_0 = 0 (γ = 0.9),
+    Nelder–Mead over 2-state, 2-action MDPs maximises ‖midpoint − V*‖∞ / bound (V* by enumerating
+    the 4 deterministic policies; instances whose bound is below 0.05 are ignored so that rounding
+    cannot pose as tightness). The ratio found is 1 to 1e-12: V* sits at an end of the MacQueen
+    interval. There, the library's `value_iteration_with_bound(max_iters=2)` certificate holds (up
+    to rounding) and 0.99 × its bound does not — the factor γ/(1 − γ) and the halving cannot be
+    lowered even by 1%."""
+    g, k = 0.9, 2
+    c = g / (1 - g)
+
+    def instance(x):
+        take = Unpack(x)
+        return softmax(take(S, A, S)), np.tanh(take(S, A))
+
+    def v_star(P, R):
+        best = np.full(S, -np.inf)
+        for a0 in range(A):
+            for a1 in range(A):
+                p = np.eye(A)[[a0, a1]]
+                V = np.linalg.solve(np.eye(S) - g * np.einsum("sa,sat->st", p, P), (p * R).sum(1))
+                best = np.maximum(best, V)
+        return best
+
+    def ratio(x):
+        P, R = instance(x)
+        V_prev, V = np.zeros(S), np.zeros(S)
+        for _ in range(k):
+            V_prev, V = V, (R + g * P @ V).max(1)
+        d = V - V_prev
+        half = c * (d.max() - d.min()) / 2
+        if half < 0.05:
+            return 0.0
+        return float(np.max(np.abs(V + c * (d.max() + d.min()) / 2 - v_star(P, R))) / half)
+
+    worst, x = worst_instance(ratio, S * A * S + S * A)
+    assert worst >= 1 - 1e-9
+    P, R = instance(x)
+    mdp = rf.FiniteMDP(jnp.asarray(P), jnp.asarray(R), g, jnp.full(S, 0.5))
+    result = rf.value_iteration_with_bound(mdp, tol=1e-300, max_iters=k)
+    assert int(result.num_iterations) == k
+    error = float(np.max(np.abs(np.asarray(result.values) - v_star(P, R))))
+    bound = float(result.error_bound)
+    assert error <= bound + 1e-12
+    assert error > 0.99 * bound
