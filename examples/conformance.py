@@ -2,10 +2,10 @@
 
 For each implementation the script declares its conventions (layout, done flags, truncation, sign,
 reduction, advantage normalisation, KL inputs) and runs the check; a deviation is reported with
-the shrunk counterexample. rlax and distrax are installed packages (`pip install -e ".[bench]"`
-brings rlax, which brings distrax); purejaxrl, CleanRL, HARL and JaxMARL's MAPPO baseline are
-scripts, so the few lines tested are vendored in `examples/conformance_vendored/` (origin,
-commit and licence in its LICENSES.md).
+the shrunk counterexample. rlax and distrax are installed packages (`pip install -e
+".[conformance]"` brings rlax, which brings distrax); purejaxrl, CleanRL, HARL and JaxMARL's
+MAPPO baseline are scripts, so the few lines tested are vendored in
+`examples/conformance_vendored/` (origin, commit and licence in its LICENSES.md).
 
 Usage:
 
@@ -338,7 +338,7 @@ def run(examples: int, only: str | None) -> list[dict[str, str]]:
                     "version": "not installed",
                     "declared": declared,
                     "result": "not run",
-                    "detail": "install the `bench` extra",
+                    "detail": "install the `conformance` extra",
                 }
             )
             continue

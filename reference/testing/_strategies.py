@@ -90,10 +90,12 @@ def policy_array(rng: np.random.Generator, S: int, A: int, kind: str, scale: flo
 
 
 @st.composite
-def policies(draw: Draw, S: int, A: int, kinds: tuple[str, ...] = POLICY_KINDS) -> jnp.ndarray:
+def policies(draw: Draw, S: int, A: int, kinds: tuple = POLICY_KINDS) -> jnp.ndarray:
     """A stochastic policy `pi[s, a]`.
 
-    The softmax of logits in [-3, 3], deterministic, nearly deterministic or uniform.
+    The softmax of logits in [-3, 3], deterministic, nearly deterministic or uniform: `kinds`, a
+    tuple of names from `POLICY_KINDS`. (A bare `tuple` annotation: beartype samples the items of a
+    `tuple[str, ...]` with the `random` module, which hypothesis forbids inside strategies.)
     """
     kind = draw(st.sampled_from(kinds))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
