@@ -86,6 +86,19 @@ def _starts(d: Any) -> Any:
     return jnp.concatenate([jnp.zeros_like(d[:1]), d[:-1]])
 
 
+def scan_gae(module: Any) -> Callable[..., Any]:
+    """purejaxrl's `_calculate_gae` (JaxMARL's MAPPO copies it): a reverse scan over transitions
+    holding (done, value, reward), started from the bootstrap value."""
+    return lambda r, v, d, g, lam: module.calculate_gae(
+        module.Transition(d, v[:-1], r), v[-1], {"GAMMA": g, "GAE_LAMBDA": lam}
+    )[0]
+
+
+def actor_loss(module: Any) -> Callable[..., Any]:
+    """purejaxrl's actor loss (JaxMARL's MAPPO copies it), called with log-ratios log r − 0."""
+    return lambda r, a, e: module.actor_loss(jnp.log(r), jnp.zeros_like(r), a, {"CLIP_EPS": e})
+
+
 def _harl_buffer(
     r: np.ndarray, v: np.ndarray, ends: np.ndarray, truncated: np.ndarray, g: float, lam: float, proper: bool
 ):
@@ -226,11 +239,7 @@ ROWS: list[tuple[str, str, str, Callable[..., None], Callable[[], Callable[..., 
         "GAE (`_calculate_gae`)",
         VENDORED["purejaxrl"],
         check_gae,
-        lambda: (
-            lambda r, v, d, g, lam: purejaxrl.calculate_gae(
-                purejaxrl.Transition(d, v[:-1], r), v[-1], {"GAMMA": g, "GAE_LAMBDA": lam}
-            )[0]
-        ),
+        lambda: scan_gae(purejaxrl),
         Conventions(),
         "time-major, done flags, truncation = termination",
     ),
@@ -239,7 +248,7 @@ ROWS: list[tuple[str, str, str, Callable[..., None], Callable[[], Callable[..., 
         "PPO actor loss",
         VENDORED["purejaxrl"],
         check_ppo_clip,
-        lambda: lambda r, a, e: purejaxrl.actor_loss(jnp.log(r), jnp.zeros_like(r), a, {"CLIP_EPS": e}),
+        lambda: actor_loss(purejaxrl),
         Conventions(sign="loss", reduction="mean", advantages="normalised"),
         "mean loss, advantages standardised in the loss",
     ),
@@ -293,11 +302,7 @@ ROWS: list[tuple[str, str, str, Callable[..., None], Callable[[], Callable[..., 
         "MAPPO GAE (`_calculate_gae`)",
         VENDORED["JaxMARL"],
         check_gae,
-        lambda: (
-            lambda r, v, d, g, lam: jaxmarl.calculate_gae(
-                jaxmarl.Transition(d, v[:-1], r), v[-1], {"GAMMA": g, "GAE_LAMBDA": lam}
-            )[0]
-        ),
+        lambda: scan_gae(jaxmarl),
         Conventions(),
         "time-major, `global_done` flags, truncation = termination",
     ),
@@ -306,7 +311,7 @@ ROWS: list[tuple[str, str, str, Callable[..., None], Callable[[], Callable[..., 
         "MAPPO actor loss",
         VENDORED["JaxMARL"],
         check_ppo_clip,
-        lambda: lambda r, a, e: jaxmarl.actor_loss(jnp.log(r), jnp.zeros_like(r), a, {"CLIP_EPS": e}),
+        lambda: actor_loss(jaxmarl),
         Conventions(sign="loss", reduction="mean", advantages="normalised"),
         "mean loss, advantages standardised in the loss",
     ),

@@ -264,16 +264,30 @@ def _time_series_args(traj: Trajectory, c: Conventions) -> tuple[list[np.ndarray
 
 
 def _layout_call(
-    name: str, fn: Callable[..., Any], c: Conventions, per_step: list[np.ndarray], tail: list[Any], T: int
+    name: str,
+    fn: Callable[..., Any],
+    c: Conventions,
+    per_step: list[np.ndarray],
+    per_env: list[np.ndarray],
+    scalars: list[Any],
+    T: int,
 ) -> np.ndarray:
-    """Call `fn` with time-major per-step arrays laid out as declared; return `[T, B]`."""
+    """Call `fn(*per_step, *per_env, *scalars)` laid out as declared; return `[T, B]`.
+
+    `per_step` arrays are time-major (`[T, B]` or `[T + 1, B]`), transposed for `batch_major`;
+    `per_env` arrays are `[B]`; under `single` the callable is called once per environment `b`
+    with column `b` of each `per_step` array and entry `b` of each `per_env` array.
+    """
     if c.layout == "time_major":
-        return _call(name, fn, c, *per_step, *tail)
+        return _call(name, fn, c, *per_step, *per_env, *scalars)
     if c.layout == "batch_major":
-        out = _call(name, fn, c, *[np.ascontiguousarray(a.T) for a in per_step], *tail)
+        out = _call(name, fn, c, *[np.ascontiguousarray(a.T) for a in per_step], *per_env, *scalars)
         return out.T if out.ndim == 2 else out
     B = per_step[0].shape[1]
-    cols = [_call(name, fn, c, *[np.ascontiguousarray(a[:, b]) for a in per_step], *tail) for b in range(B)]
+    cols = [
+        _call(name, fn, c, *[np.ascontiguousarray(a[:, b]) for a in per_step], *[a[b] for a in per_env], *scalars)
+        for b in range(B)
+    ]
     return np.stack(cols, axis=-1) if all(col.shape == (T,) for col in cols) else np.asarray(cols[0])
 
 
@@ -297,9 +311,8 @@ def check_gae(fn: Callable[..., Any], conventions: Conventions | None = None, ma
     def test(traj: Trajectory) -> None:
         expected = reference_gae(traj, c.truncation)
         per_step, names = _time_series_args(traj, c)
-        got = _layout_call(
-            "check_gae", fn, c, [traj.rewards, traj.values, *per_step], [traj.gamma, traj.lam], len(traj.rewards)
-        )
+        arrays = [traj.rewards, traj.values, *per_step]
+        got = _layout_call("check_gae", fn, c, arrays, [], [traj.gamma, traj.lam], len(traj.rewards))
         where = (
             f" for rewards={traj.rewards.tolist()}, values={traj.values.tolist()}, {names}, "
             f"gamma={traj.gamma!r}, lam={traj.lam!r} (time-major [T, B])"
@@ -332,22 +345,7 @@ def check_discounted_returns(
         per_step, names = _time_series_args(traj, c)
         T = len(traj.rewards)
         boot = traj.values[T]
-        if c.layout == "single":
-            cols = [
-                _call(
-                    "check_discounted_returns",
-                    fn,
-                    c,
-                    traj.rewards[:, b],
-                    *[a[:, b] for a in per_step],
-                    boot[b],
-                    traj.gamma,
-                )
-                for b in range(boot.shape[0])
-            ]
-            got = np.stack(cols, -1) if all(col.shape == (T,) for col in cols) else cols[0]
-        else:
-            got = _layout_call("check_discounted_returns", fn, c, [traj.rewards, *per_step], [boot, traj.gamma], T)
+        got = _layout_call("check_discounted_returns", fn, c, [traj.rewards, *per_step], [boot], [traj.gamma], T)
         where = (
             f" for rewards={traj.rewards.tolist()}, {names}, bootstrap_value={boot.tolist()}, "
             f"gamma={traj.gamma!r} (time-major [T, B])"
