@@ -296,7 +296,11 @@ def check_gae(fn: Callable[..., Any], conventions: Conventions | None = None, ma
 
     Equation: $\hat A_t = \delta_t + \gamma\lambda(1-d_t)\hat A_{t+1}$ with
     $\delta_t = r_t + \gamma(1-d_t)V(s_{t+1}) - V(s_t)$; with `truncation="bootstrap"` a
-    truncated step bootstraps with $V$ of the state it reached and cuts the recursion.
+    truncated step bootstraps with $V$ of the state it reached and cuts the recursion. Schulman et
+    al. (2016) eq. (16); notes A31.
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
 
     **The call:** `fn(rewards, values, dones, gamma, lam)` with `rewards`, `dones` `[T, B]` and
     `values` `[T + 1, B]` (time-major; `[B, T]`/`[B, T + 1]` batch-major; `[T]`/`[T + 1]` single);
@@ -331,7 +335,11 @@ def check_discounted_returns(
     r"""Check discounted returns with episode ends and a bootstrap value.
 
     Equation: $G_t = r_t + \gamma(1-d_t)G_{t+1}$, $G_T = V(s_T)$ (the bootstrap value); with
-    `truncation="bootstrap"` a truncated step continues with $V$ of the state it reached.
+    `truncation="bootstrap"` a truncated step continues with $V$ of the state it reached. Sutton &
+    Barto (2018) eq. (3.9); notes A3.
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
 
     **The call:** `fn(rewards, dones, bootstrap_value, gamma)` with `rewards`, `dones` `[T, B]`
     (laid out as declared) and `bootstrap_value` `[B]` (a scalar under `layout="single"`); under
@@ -377,7 +385,11 @@ def check_ppo_clip(fn: Callable[..., Any], conventions: Conventions | None = Non
     Equation: $f(r, A) = \min(rA, \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)A)$ (with $A$ standardised
     over the batch under `advantages="normalised"`), and
     $\partial f/\partial r = A$ where $rA$ is the minimum, $0$ where the clipped term is
-    (the gradient is compared away from the kinks $r = 1 \pm \epsilon$).
+    (the gradient is compared away from the kinks $r = 1 \pm \epsilon$). Schulman et al. (2017)
+    eq. (7); notes A29.
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
 
     **The call:** `fn(ratio, advantage, epsilon)` with `ratio`, `advantage` `[B]`; returns the
     per-sample objective `[B]` (`reduction="none"`) or its mean (`"mean"`), negated under
@@ -441,7 +453,10 @@ def check_categorical_kl(
     r"""Check a KL divergence between categorical distributions, row by row.
 
     Equation: $D_{KL}(p\|q) = \sum_a p_a\log(p_a/q_a)$ for `kl_direction="first_second"`
-    ($D_{KL}(q\|p)$ for `"second_first"`).
+    ($D_{KL}(q\|p)$ for `"second_first"`). Kullback & Leibler (1951); notes A23.
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
 
     **The call:** `fn(p, q)` with `p`, `q` `[B, A]` as probabilities, logits or
     log-probabilities (`kl_inputs`); returns `[B]`.
@@ -482,7 +497,11 @@ def check_gaussian_kl(fn: Callable[..., Any], conventions: Conventions | None = 
 
     Equation: $D_{KL}(p\|q) = \sum_d \log\frac{\sigma_{q,d}}{\sigma_{p,d}} +
     \frac{\sigma_{p,d}^2 + (\mu_{p,d}-\mu_{q,d})^2}{2\sigma_{q,d}^2} - \frac12$
-    (`kl_direction="first_second"`; the reverse for `"second_first"`).
+    (`kl_direction="first_second"`; the reverse for `"second_first"`), the sum over dimensions
+    of the univariate closed form (Kullback 1959).
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
 
     **The call:** `fn(mean_p, scale_p, mean_q, scale_q)`, each `[B, D]`, scales as standard
     deviations or their logs (`scale`); returns `[B]`.
@@ -528,7 +547,10 @@ def check_trpo_step(fn: Callable[..., Any], conventions: Conventions | None = No
     Equation: $d^* = \sqrt{2\delta/(g^\top H^{-1}g)}\,H^{-1}g$, the maximiser of $g^\top d$ on
     $\frac12 d^\top Hd \le \delta$. Problems have $n \le 6$ parameters and a Fisher of condition
     number $\le 100$, so an iterative solver with $n$ or more steps converges; set `rtol` to what
-    yours reaches.
+    yours reaches. Schulman et al. (2015) App. C; notes A49.
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
 
     **The call:** `fn(g, fisher_vector_product, delta)` with `g` `[n]`, `fisher_vector_product`
     a function `v -> Hv` (taking and returning the declared array type), `delta` a float;
@@ -557,7 +579,10 @@ def check_happo_factor(fn: Callable[..., Any], conventions: Conventions | None =
     r"""Check HAPPO's factor $M^{i_{1:m}} = \hat A\prod_{j<m} r^{i_j}$.
 
     The factor is the advantage times the new/old ratios of the agents already updated in this
-    iteration.
+    iteration. Kuba et al. (2022) eq. (11); notes A51.
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
 
     **The call:** `fn(ratios, advantages)` with `ratios` `[B, m]` (the earlier agents' ratios,
     in update order; `m = 0` for the first agent) and `advantages` `[B]`; returns `[B]`.
@@ -591,7 +616,11 @@ def check_sequential_factors(
 
     Equation: the agent updated $m$-th, $i_m$ = `order[m]`, sees
     $M^{i_{1:m}} = \hat A\prod_{j<m} r^{i_j}$ — the ratios of the agents updated BEFORE it in
-    this order (not of the agents with smaller indices, not of all others).
+    this order (not of the agents with smaller indices, not of all others). Kuba et al. (2022)
+    App. D; notes §D.
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
 
     **The call:** `fn(order, ratios, advantages)` with `order` a tuple of the agent indices in
     update order, `ratios` `[B, n]` (column `i`: agent `i`'s new/old ratio after its update) and
