@@ -43,7 +43,9 @@ from reference.testing import (
     check_gae,
     check_gaussian_kl,
     check_happo_factor,
+    check_happo_objective,
     check_ppo_clip,
+    check_sequential_factors,
     check_trpo_step,
 )
 
@@ -56,6 +58,7 @@ CHECKS = (
     "check_gaussian_kl",
     "check_trpo_step",
     "check_happo_factor",
+    "check_happo_objective",
     "check_sequential_factors",
 )
 STRATEGIES = ("Trajectory", "trajectories", "agent_orders", "mdps", "policies", "policy_pairs", "games")
@@ -65,7 +68,15 @@ VENDORED = {
     "CleanRL": "CleanRL `fe8d8a0` (ppo_atari_envpool_xla_jax_scan.py)",
     "HARL": "HARL `d539bad` (on_policy_critic_buffer_ep.py)",
     "JaxMARL": "JaxMARL `c793d09` (baselines/MAPPO/mappo_rnn_mpe.py)",
+    "CleanRL-torch": "CleanRL `fe8d8a0` (ppo.py, PyTorch)",
+    "HARL-torch": "HARL `d539bad` (actors, HA runner, trpo_util.py; PyTorch)",
 }
+
+
+def _with_torch(source: str) -> str:
+    """The row's source and the PyTorch it ran with; empty (row not run) without PyTorch."""
+    torch = _version("torch")
+    return f"{source}, {torch}" if torch else ""
 
 
 def _version(package: str) -> str:
@@ -124,6 +135,66 @@ def harl_returns(r, d, boot, g):
     buf = _harl_buffer(r, np.zeros((len(r) + 1, *r.shape[1:])), d, np.zeros_like(d), g, 0.0, proper=False)
     buf.compute_discounted_returns(boot)
     return buf.returns[:-1]
+
+
+def _vendored_torch(name: str) -> Any:
+    """A vendored PyTorch module, imported only when its row runs (PyTorch is optional)."""
+    import importlib
+
+    return importlib.import_module(f"conformance_vendored.{name}")
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def cleanrl_torch_gae(r, v, d, g, lam):
+    """CleanRL's `dones[t]` came with observation t (1 = it starts an episode): the flags shifted."""
+    torch = _torch()
+    starts = torch.cat([torch.zeros_like(d[:1]), d[:-1]])
+    return _vendored_torch("cleanrl_ppo_torch").compute_gae(r, v[:-1], starts, v[-1], d[-1], r.shape[0], g, lam)[0]
+
+
+def cleanrl_torch_pg_loss(r, a, e):
+    torch = _torch()
+    return _vendored_torch("cleanrl_ppo_torch").pg_loss(torch.log(r), torch.zeros_like(r), a, e)
+
+
+def harl_happo_loss(r, f, a, e):
+    """HARL's HAPPO actor loss on one-dimensional actions (log-probabilities log r and 0)."""
+    torch = _torch()
+    col = lambda x: x[:, None]  # HARL's tensors are [batch, 1]
+    return _vendored_torch("harl_actor_torch").happo_policy_loss(
+        col(torch.log(r)), col(torch.zeros_like(r)), col(a), col(f), e
+    )
+
+
+def harl_sequential_factors(order, ratios, adv):
+    """HARL's runner loop; each agent's new log-probabilities are log r, the old ones 0. The factor
+    it hands an agent excludes the advantage (the loss multiplies it in): multiplied here."""
+    torch = _torch()
+    logr = torch.log(torch.as_tensor(ratios, dtype=torch.float64))
+    new = [logr[:, i : i + 1] for i in range(ratios.shape[1])]
+    old = [torch.zeros_like(x) for x in new]
+    handed = _vendored_torch("harl_actor_torch").sequential_factors(list(order), new, old, len(adv), 1)
+    return np.stack([h.reshape(-1).astype(np.float64) * adv for h in handed])
+
+
+def harl_kl(p, q):
+    """HARL's discrete-action "KL": `kl_approx(old_logits, new_logits)` summed over actions (its
+    `kl_divergence` sums dimension 1); torch's Categorical logits are log-probabilities."""
+    return _vendored_torch("harl_actor_torch").kl_approx(p, q).sum(-1)
+
+
+def harl_gaussian_kl(mp, sp, mq, sq):
+    Normal = _torch().distributions.Normal
+    return _vendored_torch("harl_actor_torch")._kl_normal_normal(Normal(mp, sp), Normal(mq, sq)).sum(-1)
+
+
+def harl_trpo_step(g, fvp, delta):
+    return _vendored_torch("harl_actor_torch").hatrpo_full_step(fvp, g, delta)
 
 
 def _rlax() -> Any:
@@ -317,6 +388,75 @@ ROWS: list[tuple[str, str, str, Callable[..., None], Callable[[], Callable[..., 
     ),
 ]
 
+ROWS += [
+    (
+        "CleanRL",
+        "GAE (PyTorch `ppo.py`)",
+        _with_torch(VENDORED["CleanRL-torch"]),
+        check_gae,
+        lambda: cleanrl_torch_gae,
+        Conventions(arrays="torch"),
+        "PyTorch, time-major; done flags mark an observation that starts an episode (shifted by one)",
+    ),
+    (
+        "CleanRL",
+        "PPO policy loss (PyTorch `ppo.py`, value and autograd gradient)",
+        _with_torch(VENDORED["CleanRL-torch"]),
+        check_ppo_clip,
+        lambda: cleanrl_torch_pg_loss,
+        Conventions(arrays="torch", sign="loss", reduction="mean", advantages="normalised_sample_std"),
+        "PyTorch, mean loss, `norm_adv=True` with `torch.std`'s sample std (N − 1; NaN for a minibatch of one)",
+    ),
+    (
+        "HARL",
+        "HAPPO actor loss (`HAPPO.update`, value and autograd gradient)",
+        _with_torch(VENDORED["HARL-torch"]),
+        check_happo_objective,
+        lambda: harl_happo_loss,
+        Conventions(arrays="torch", sign="loss", reduction="mean"),
+        "PyTorch, mean loss, factor·min(rA, clip(r)A) (the factor outside the min: equal, as it is > 0)",
+    ),
+    (
+        "HARL",
+        "sequential factors (`OnPolicyHARunner.train`)",
+        _with_torch(VENDORED["HARL-torch"]),
+        check_sequential_factors,
+        lambda: harl_sequential_factors,
+        Conventions(arrays="numpy", rtol=1e-6),
+        "the factor excludes Â (multiplied in by the adapter); kept in float32, rtol 1e-6",
+    ),
+    (
+        "HARL",
+        "discrete-action KL (`kl_approx`, HATRPO's constraint)",
+        _with_torch(VENDORED["HARL-torch"]),
+        check_categorical_kl,
+        lambda: harl_kl,
+        Conventions(arrays="torch", kl_inputs="log_probs"),
+        "PyTorch, log-probabilities (torch's normalised logits), first argument the old policy",
+    ),
+    (
+        "HARL",
+        "diagonal-Gaussian KL (`_kl_normal_normal`)",
+        _with_torch(VENDORED["HARL-torch"]),
+        check_gaussian_kl,
+        lambda: harl_gaussian_kl,
+        Conventions(arrays="torch", scale="std"),
+        "PyTorch, standard deviations, D_KL(old‖new) summed over dimensions",
+    ),
+    (
+        "HARL",
+        "HATRPO step (`conjugate_gradient`, 10 steps, and the step size)",
+        _with_torch(VENDORED["HARL-torch"]),
+        check_trpo_step,
+        lambda: harl_trpo_step,
+        Conventions(arrays="torch", rtol=1e-5),
+        "PyTorch; CG's iterate kept in float32 (rtol 1e-5); its Fisher product's damping 0.1·v is outside this check",
+    ),
+]
+
+_ORDER = ["reference", "rlax", "distrax", "purejaxrl", "CleanRL", "HARL", "JaxMARL"]
+ROWS.sort(key=lambda row: _ORDER.index(row[0]))  # stable: each project's rows stay in their order
+
 #: What a deviation means, where one is known (shown in the table only if the check fails).
 FINDINGS = {
     "GAE with `use_proper_time_limits=True`": (
@@ -326,6 +466,17 @@ FINDINGS = {
         "policy gradient and the steps before it in its episode lose the term γλÂ_t (right only at "
         "λ = 0); the buffer never sees V(s_final). With the flag off (the row above) truncation is "
         "treated as termination, which conforms to that declared convention."
+    ),
+    "discrete-action KL (`kl_approx`, HATRPO's constraint)": (
+        "**deviation**, a different divergence: `kl_approx(p, q)` sums r − 1 − log r with "
+        "r = π_new(a)/π_old(a) over every action a, unweighted, instead of the expectation "
+        "Σ_a π_old(a) log(π_old(a)/π_new(a)) (the k3 estimator, which is unbiased only for a SAMPLED "
+        "action, is applied to all actions at once). Both vanish when the policies agree, but "
+        "the value differs, and so does the Hessian that the Fisher-vector product differentiates: "
+        "in the logits it is I − 1πᵀ − π1ᵀ + |A|ππᵀ instead of the Fisher diag(π) − ππᵀ (equal up "
+        "to the factor |A| at the uniform policy, not in general), so discrete HATRPO's direction is not the "
+        "natural gradient and its trust region (the line search tests the same quantity against "
+        "δ) is not the KL ball."
     ),
 }
 
@@ -397,10 +548,12 @@ def write(rows: list[dict[str, str]], examples: int, path: pathlib.Path) -> None
         "`my_gae(rewards, values, dones, gamma, lam)` receives `[B, T]`, `[B, T + 1]`, `[B, T]` arrays",
         "here; a different signature takes a `lambda`. The checks: `check_gae`,",
         "`check_discounted_returns`, `check_ppo_clip` (value and gradient), `check_categorical_kl`,",
-        "`check_gaussian_kl`, `check_trpo_step` (direction and scale), `check_happo_factor`; the",
-        "conventions (`Conventions`): array type, layout, done or discount flags, truncation handled as",
-        "termination or bootstrapped, sign, reduction, advantage normalisation, KL inputs and direction,",
-        'Gaussian scale, tolerance. See the API page for each. Install: `pip install "reference-rl[testing]"`.',
+        "`check_gaussian_kl`, `check_trpo_step` (direction and scale), `check_happo_factor`,",
+        "`check_happo_objective` (value and gradient), `check_sequential_factors`; the conventions",
+        "(`Conventions`): array type (numpy, JAX or PyTorch), layout, done or discount flags, truncation",
+        "handled as termination or bootstrapped, sign, reduction, advantage normalisation (population or",
+        "sample std), KL inputs and direction, Gaussian scale, tolerance. See the API entries below.",
+        'Install: `pip install "reference-rl[testing]"` (and PyTorch for `arrays="torch"`).',
         "",
         "## The table",
         "",
@@ -424,8 +577,9 @@ def write(rows: list[dict[str, str]], examples: int, path: pathlib.Path) -> None
         "",
         "## Not covered yet",
         "",
-        "- HARL's HAPPO factor and actor loss, and CleanRL's PyTorch scripts, are PyTorch code; the",
-        "  checks accept numpy and JAX callables only, so they are not in the table.",
+        "- HARL's Fisher-vector product (`fisher_vector_product`) differentiates its network twice; it",
+        "  is not vendored (the network would come with it), so its damping term 0.1·v is stated, not",
+        "  checked: the step it feeds solves (F + 0.1·I)x = g.",
         "- A whole sequential HAPPO/HATRPO update is not checked end to end (its optimiser and",
         "  epochs are the implementation's own); `check_sequential_factors` checks the factors it",
         "  hands its agents in a given order, and `check_happo_factor` the product itself.",

@@ -30,6 +30,7 @@ from reference.testing import (
     check_gae,
     check_gaussian_kl,
     check_happo_factor,
+    check_happo_objective,
     check_ppo_clip,
     check_sequential_factors,
     check_trpo_step,
@@ -197,6 +198,11 @@ def _ppo_loss_mean(r, a, eps):
     return -jnp.mean(jnp.minimum(r * a, jnp.clip(r, 1 - eps, 1 + eps) * a))
 
 
+def _ppo_numpy_normalised(r, a, eps, ddof):
+    a = (a - a.mean()) / (a.std(ddof=ddof) + 1e-8)
+    return -np.mean(np.minimum(r * a, np.clip(r, 1 - eps, 1 + eps) * a))
+
+
 def _kl_from_log_probs_reversed(logq, logp):
     """D_KL(second‖first) computed from log-probabilities: the reversed-argument convention."""
     return jnp.sum(jnp.exp(logp) * (logp - logq), -1)
@@ -259,6 +265,21 @@ CORRECT = {
             [rf.happo_factor(r[:, jnp.asarray(order[:m], dtype=int)], a) for m in range(len(order))]
         ),
         Conventions(),
+    ),
+    "happo objective: ours on M = factor·A": (
+        check_happo_objective,
+        lambda r, f, a, e: rf.happo_objective(r, f * a, e),
+        Conventions(),
+    ),
+    "happo objective: the factor outside the min (HARL's form), a mean loss": (
+        check_happo_objective,
+        lambda r, f, a, e: -jnp.mean(f * jnp.minimum(r * a, jnp.clip(r, 1 - e, 1 + e) * a)),
+        Conventions(sign="loss", reduction="mean"),
+    ),
+    "ppo: numpy, advantages standardised with the sample std": (
+        check_ppo_clip,
+        lambda r, a, e: _ppo_numpy_normalised(r, a, e, ddof=1),
+        Conventions(arrays="numpy", sign="loss", reduction="mean", advantages="normalised_sample_std"),
     ),
     "happo factor: numpy product": (
         check_happo_factor,
@@ -386,6 +407,26 @@ BROKEN = {
         lambda order, r, a: np.stack([a * np.prod(r, axis=1) / r[:, i] for i in order]),
         Conventions(arrays="numpy"),
     ),
+    "ppo: population std where the sample std is declared": (
+        check_ppo_clip,
+        lambda r, a, e: _ppo_numpy_normalised(r, a, e, ddof=0),
+        Conventions(arrays="numpy", sign="loss", reduction="mean", advantages="normalised_sample_std"),
+    ),
+    "happo objective: the product r·factor clipped": (
+        check_happo_objective,
+        lambda r, f, a, e: jnp.minimum(r * f * a, jnp.clip(r * f, 1 - e, 1 + e) * a),
+        Conventions(),
+    ),
+    "happo objective: the factor ignored (PPO per agent)": (
+        check_happo_objective,
+        lambda r, f, a, e: rf.ppo_clip_objective(r, a, e),
+        Conventions(),
+    ),
+    "happo objective: gradient stopped through the factor's term": (
+        check_happo_objective,
+        lambda r, f, a, e: jnp.minimum(jax.lax.stop_gradient(r) * f * a, jnp.clip(r, 1 - e, 1 + e) * f * a),
+        Conventions(),
+    ),
     "happo factor: the first agent's ratio dropped": (
         check_happo_factor,
         lambda r, a: a * np.prod(r[:, 1:], axis=1),
@@ -442,3 +483,13 @@ def test_a_function_that_raises_is_reported_with_its_input():
 
     with pytest.raises(ConformanceError, match="the function raised RuntimeError: boom"):
         check_gae(crashes, max_examples=5)
+
+
+def test_torch_arrays_without_torch_are_refused_before_any_example(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    calls = []
+    with pytest.raises(ModuleNotFoundError, match=r'Conventions\(arrays="torch"\) needs PyTorch'):
+        check_gae(lambda *a: calls.append(a), Conventions(arrays="torch"))
+    assert calls == []

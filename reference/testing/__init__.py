@@ -6,8 +6,9 @@ Two parts:
   cooperative games, trajectories with episode ends and truncations, and agent orders that the
   project's own proofs draw from.
 - **Conformance checks**: `check_gae`, `check_discounted_returns`, `check_ppo_clip`,
-  `check_categorical_kl`, `check_gaussian_kl`, `check_trpo_step`, `check_happo_factor`, `check_sequential_factors`. Each
-  takes your callable and a `Conventions` declaring how it is called; it passes, or raises
+  `check_categorical_kl`, `check_gaussian_kl`, `check_trpo_step`, `check_happo_factor`,
+  `check_happo_objective`, `check_sequential_factors`. Each takes your callable (numpy, JAX or
+  PyTorch) and a `Conventions` declaring how it is called; it passes, or raises
   `ConformanceError` with the equation violated, both values and the shrunk counterexample.
 
 In a test file of your project (one line per quantity):
@@ -38,6 +39,7 @@ from ._conformance import (
     check_gae as check_gae,
     check_gaussian_kl as check_gaussian_kl,
     check_happo_factor as check_happo_factor,
+    check_happo_objective as check_happo_objective,
     check_ppo_clip as check_ppo_clip,
     check_sequential_factors as check_sequential_factors,
     check_trpo_step as check_trpo_step,
@@ -75,6 +77,7 @@ __all__ = [
     "check_gae",
     "check_gaussian_kl",
     "check_happo_factor",
+    "check_happo_objective",
     "check_ppo_clip",
     "check_sequential_factors",
     "check_trpo_step",

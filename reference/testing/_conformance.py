@@ -33,8 +33,9 @@ class Conventions:
 
     **Fields:**
 
-    - `arrays`: `"numpy"` or `"jax"` — the array type the callable receives (always float64;
-      JAX calls run under `jax.enable_x64`).
+    - `arrays`: `"numpy"`, `"jax"` or `"torch"` — the array type the callable receives (always
+      float64; JAX calls run under `jax.enable_x64`; `"torch"` needs PyTorch installed, CPU
+      tensors, and differentiates with `torch.autograd`).
     - `layout`: `"time_major"` (`[T, B]`), `"batch_major"` (`[B, T]`) or `"single"` (one
       trajectory `[T]`, the callable is called once per environment) — GAE and returns.
     - `flags`: `"done"` (`d_t ∈ {0, 1}`, 1 when the episode ended after step `t`) or
@@ -47,7 +48,9 @@ class Conventions:
     - `reduction`: `"none"` (per sample) or `"mean"` (averaged over the batch) — PPO.
     - `advantages`: `"raw"` or `"normalised"` (the callable standardises the batch's advantages,
       $(A - \bar A)/(\mathrm{std}(A) + 10^{-8})$ with the population std, before the clip, as
-      CleanRL, purejaxrl and JaxMARL do) — PPO.
+      CleanRL's JAX script, purejaxrl and JaxMARL do) or `"normalised_sample_std"` (the same with
+      the sample std, $N - 1$ in the denominator: `torch.std`'s default, as CleanRL's PyTorch
+      scripts use; undefined for one sample, so batches of at least 2 are drawn) — PPO and HAPPO.
     - `kl_inputs`: `"probs"`, `"logits"` or `"log_probs"` — categorical KL.
     - `kl_direction`: `"first_second"` (the callable computes $D_{KL}(p\|q)$ of its first
       argument against its second) or `"second_first"`.
@@ -56,13 +59,13 @@ class Conventions:
       (defaults fit float64 code; float32 code needs about `rtol=1e-5`).
     """
 
-    arrays: Literal["numpy", "jax"] = "jax"
+    arrays: Literal["numpy", "jax", "torch"] = "jax"
     layout: Literal["time_major", "batch_major", "single"] = "time_major"
     flags: Literal["done", "discount"] = "done"
     truncation: Literal["as_termination", "bootstrap"] = "as_termination"
     sign: Literal["objective", "loss"] = "objective"
     reduction: Literal["none", "mean"] = "none"
-    advantages: Literal["raw", "normalised"] = "raw"
+    advantages: Literal["raw", "normalised", "normalised_sample_std"] = "raw"
     kl_inputs: Literal["probs", "logits", "log_probs"] = "probs"
     kl_direction: Literal["first_second", "second_first"] = "first_second"
     scale: Literal["std", "log_std"] = "log_std"
@@ -71,13 +74,13 @@ class Conventions:
 
     def __post_init__(self) -> None:
         allowed = {
-            "arrays": ("numpy", "jax"),
+            "arrays": ("numpy", "jax", "torch"),
             "layout": ("time_major", "batch_major", "single"),
             "flags": ("done", "discount"),
             "truncation": ("as_termination", "bootstrap"),
             "sign": ("objective", "loss"),
             "reduction": ("none", "mean"),
-            "advantages": ("raw", "normalised"),
+            "advantages": ("raw", "normalised", "normalised_sample_std"),
             "kl_inputs": ("probs", "logits", "log_probs"),
             "kl_direction": ("first_second", "second_first"),
             "scale": ("std", "log_std"),
@@ -182,10 +185,32 @@ def reference_natural_step(g: np.ndarray, H: np.ndarray, delta: float) -> np.nda
 # ------------------------------------------------------------------------------------------------
 
 
+def _torch() -> Any:
+    """PyTorch, imported only for `arrays="torch"` (it is not a dependency of `reference`)."""
+    try:
+        import torch
+    except ImportError as e:
+        raise ModuleNotFoundError(
+            'Conventions(arrays="torch") needs PyTorch: `pip install torch` (a CPU build is enough).'
+        ) from e
+    return torch
+
+
 def _to(arrays: str, x: Any) -> Any:
     if arrays == "jax":
         return jax.numpy.asarray(x)
+    if arrays == "torch":
+        torch = _torch()
+        if isinstance(x, torch.Tensor):
+            return x.to(torch.float64)
+        return torch.as_tensor(np.asarray(x), dtype=torch.float64)
     return np.asarray(x)
+
+
+def _to_numpy(out: Any) -> np.ndarray:
+    if type(out).__module__.startswith("torch"):
+        out = out.detach().cpu().numpy()
+    return np.asarray(out, dtype=np.float64)
 
 
 def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: Any) -> np.ndarray:
@@ -195,11 +220,27 @@ def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: An
             with jax.enable_x64(True):
                 out = fn(*[jax.numpy.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
                 return np.asarray(out, dtype=np.float64)
+        if conventions.arrays == "torch":
+            return _to_numpy(fn(*[_to("torch", a) if isinstance(a, np.ndarray) else a for a in args]))
         return np.asarray(fn(*args), dtype=np.float64)
     except ConformanceError:
         raise
     except Exception as e:  # the user's function failed: that is a finding, reported with its input
         raise ConformanceError(f"{name}: the function raised {type(e).__name__}: {e}") from e
+
+
+def _ratio_gradient(fn: Callable[..., Any], c: Conventions, ratio: np.ndarray, *rest: Any) -> np.ndarray:
+    """d/d(ratio) of sum(fn(ratio, *rest)), by JAX's or PyTorch's automatic differentiation."""
+    if c.arrays == "jax":
+        with jax.enable_x64(True):
+            rest_j = [jax.numpy.asarray(a) if isinstance(a, np.ndarray) else a for a in rest]
+            return np.asarray(jax.grad(lambda r: jax.numpy.sum(fn(r, *rest_j)))(jax.numpy.asarray(ratio)))
+    torch = _torch()
+    r = torch.tensor(ratio, dtype=torch.float64, requires_grad=True)
+    fn(r, *[_to("torch", a) if isinstance(a, np.ndarray) else a for a in rest]).sum().backward()
+    if r.grad is None:  # the output does not depend on the ratio at all
+        return np.zeros_like(ratio)
+    return r.grad.detach().cpu().numpy()
 
 
 def _compare(name: str, equation: str, got: np.ndarray, expected: np.ndarray, c: Conventions, where: str = "") -> None:
@@ -224,6 +265,7 @@ def _run(strategy: st.SearchStrategy[Any], test: Callable[[Any], None], max_exam
         max_examples=max_examples,
         deadline=None,
         database=None,
+        report_multiple_bugs=False,  # one ConformanceError, the simplest, not an exception group
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(strategy)
@@ -238,6 +280,8 @@ def _check_callable(fn: object, conventions: object, name: str) -> Conventions:
         raise TypeError(f"{name}: `fn` must be callable, got {type(fn).__name__}.")
     if not isinstance(conventions, Conventions):
         raise TypeError(f"{name}: `conventions` must be a `Conventions`, got {type(conventions).__name__}.")
+    if conventions.arrays == "torch":
+        _torch()  # a missing PyTorch is reported before any example is drawn
     return conventions
 
 
@@ -369,21 +413,67 @@ def check_discounted_returns(
 
 
 @st.composite
-def _ppo_inputs(draw: Draw) -> tuple[np.ndarray, np.ndarray, float]:
-    B = draw(st.integers(1, 16))
+def _ppo_inputs(draw: Draw, min_batch: int = 1, factors: bool = False) -> tuple:
+    B = draw(st.integers(min_batch, 16))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     eps = draw(st.sampled_from([0.1, 0.2, 0.3]))
     spread = draw(st.sampled_from([0.05, 0.5, 2.0]))
     ratio = np.exp(rng.normal(0.0, spread, B))
     adv = rng.normal(0.0, 1.0, B) * (rng.random(B) < 0.9)
-    return ratio, adv, eps
+    if not factors:
+        return ratio, adv, np.float64(eps)
+    # the earlier agents' product of ratios: positive, near 1 or far from it
+    factor = np.exp(rng.normal(0.0, draw(st.sampled_from([0.05, 0.5, 1.5])), B))
+    return ratio, factor, adv, np.float64(eps)
+
+
+def _standardise(raw: np.ndarray, c: Conventions) -> np.ndarray:
+    if c.advantages == "raw":
+        return raw
+    ddof = 1 if c.advantages == "normalised_sample_std" else 0
+    return (raw - raw.mean()) / (raw.std(ddof=ddof) + 1e-8)
+
+
+def _check_clipped(
+    name: str,
+    equation: str,
+    fn: Callable[..., Any],
+    c: Conventions,
+    ratio: np.ndarray,
+    multiplier: np.ndarray,
+    args: tuple[Any, ...],
+    eps: float,
+    where: str,
+) -> None:
+    """Compare fn(ratio, *args) with min(r·M, clip(r)·M) (value, then the ratio-gradient)."""
+    flip = -1.0 if c.sign == "loss" else 1.0
+    value, grad = reference_ppo_clip(ratio, multiplier, eps)
+    expected = np.asarray(flip * (value if c.reduction == "none" else np.mean(value)))
+    got = _call(name, fn, c, ratio, *args)
+    _compare(name, equation, got, expected, c, where)
+    if c.arrays == "numpy":
+        return
+    away = (np.abs(ratio - (1 - eps)) > 1e-6) & (np.abs(ratio - (1 + eps)) > 1e-6)
+    try:
+        g = _ratio_gradient(fn, c, ratio, *args)
+    except Exception as e:
+        raise ConformanceError(f"{name}: the function could not be differentiated: {e}{where}") from e
+    expected_grad = flip * (grad if c.reduction == "none" else grad / len(ratio))
+    _compare(
+        name,
+        "∂f/∂r = M where rM is the minimum, 0 where the clipped term is",
+        np.where(away, g, 0.0),
+        np.where(away, expected_grad, 0.0),
+        c,
+        where,
+    )
 
 
 def check_ppo_clip(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200) -> None:
-    r"""Check PPO's clipped surrogate and (for JAX callables) its gradient in the ratio.
+    r"""Check PPO's clipped surrogate and (for JAX and PyTorch callables) its gradient in the ratio.
 
     Equation: $f(r, A) = \min(rA, \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)A)$ (with $A$ standardised
-    over the batch under `advantages="normalised"`), and
+    over the batch under `advantages="normalised"` or `"normalised_sample_std"`), and
     $\partial f/\partial r = A$ where $rA$ is the minimum, $0$ where the clipped term is
     (the gradient is compared away from the kinks $r = 1 \pm \epsilon$). Schulman et al. (2017)
     eq. (7); notes A29.
@@ -396,37 +486,49 @@ def check_ppo_clip(fn: Callable[..., Any], conventions: Conventions | None = Non
     `sign="loss"`.
     """
     c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_ppo_clip")
-    flip = -1.0 if c.sign == "loss" else 1.0
 
-    def test(x: tuple[np.ndarray, np.ndarray, float]) -> None:
+    def test(x: tuple[np.ndarray, np.ndarray, np.float64]) -> None:
         ratio, raw, eps = x
-        adv = raw if c.advantages == "raw" else (raw - raw.mean()) / (raw.std() + 1e-8)
-        value, grad = reference_ppo_clip(ratio, adv, eps)
-        expected = np.asarray(flip * (value if c.reduction == "none" else np.mean(value)))
-        where = f" for ratio={ratio.tolist()}, advantage={raw.tolist()}, epsilon={eps!r}"
-        got = _call("check_ppo_clip", fn, c, ratio, raw, eps)
-        _compare("check_ppo_clip", "f = min(rA, clip(r, 1 − ε, 1 + ε)A)", got, expected, c, where)
-        if c.arrays != "jax":
-            return
-        away = (np.abs(ratio - (1 - eps)) > 1e-6) & (np.abs(ratio - (1 + eps)) > 1e-6)
-        try:
-            with jax.enable_x64(True):
-                g = np.asarray(
-                    jax.grad(lambda r: jax.numpy.sum(fn(r, jax.numpy.asarray(raw), eps)))(jax.numpy.asarray(ratio))
-                )
-        except Exception as e:
-            raise ConformanceError(f"check_ppo_clip: the function could not be differentiated: {e}") from e
-        expected_grad = flip * (grad if c.reduction == "none" else grad / len(ratio))
-        _compare(
-            "check_ppo_clip",
-            "∂f/∂r = A where rA is the minimum, 0 where the clipped term is",
-            np.where(away, g, 0.0),
-            np.where(away, expected_grad, 0.0),
-            c,
-            where,
+        where = f" for ratio={ratio.tolist()}, advantage={raw.tolist()}, epsilon={float(eps)!r}"
+        equation = "f = min(rA, clip(r, 1 − ε, 1 + ε)A)"
+        _check_clipped(
+            "check_ppo_clip", equation, fn, c, ratio, _standardise(raw, c), (raw, float(eps)), float(eps), where
         )
 
-    _run(_ppo_inputs(), test, max_examples)
+    _run(_ppo_inputs(min_batch=2 if c.advantages == "normalised_sample_std" else 1), test, max_examples)
+
+
+def check_happo_objective(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200
+) -> None:
+    r"""Check HAPPO's clipped objective for one agent, and its gradient in that agent's ratio.
+
+    Equation: $f = \min(r M, \mathrm{clip}(r, 1-\epsilon, 1+\epsilon) M)$ with
+    $M = \hat A\prod_{j<m} r^{i_j}$: the advantage (standardised as declared) times the factor of the
+    agents updated before — the factor multiplies the advantage *inside* the min, and only the
+    agent's own ratio is clipped (so $\mathrm{clip}(r\cdot\prod)$ is wrong). Since the factor is
+    positive, $\prod\cdot\min(rA, \mathrm{clip}(r)A)$ is the same number. Kuba et al. (2022)
+    eq. (11); notes A51.
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
+
+    **The call:** `fn(ratio, factor, advantage, epsilon)` with `ratio` (this agent's new/old ratio),
+    `factor` (the product of the earlier agents' ratios, positive) and `advantage`, each `[B]`;
+    returns `[B]` or the mean, negated under `sign="loss"`.
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_happo_objective")
+
+    def test(x: tuple[np.ndarray, np.ndarray, np.ndarray, np.float64]) -> None:
+        ratio, factor, raw, eps = x
+        where = (
+            f" for ratio={ratio.tolist()}, factor={factor.tolist()}, advantage={raw.tolist()}, epsilon={float(eps)!r}"
+        )
+        equation = "f = min(rM, clip(r, 1 − ε, 1 + ε)M), M = factor·A"
+        M = factor * _standardise(raw, c)
+        _check_clipped("check_happo_objective", equation, fn, c, ratio, M, (factor, raw, float(eps)), float(eps), where)
+
+    _run(_ppo_inputs(min_batch=2 if c.advantages == "normalised_sample_std" else 1, factors=True), test, max_examples)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -562,7 +664,8 @@ def check_trpo_step(fn: Callable[..., Any], conventions: Conventions | None = No
         g, H, delta = x
         expected = reference_natural_step(g, H, delta)
         where = f" for g={g.tolist()}, H={H.tolist()}, delta={delta!r}"
-        got = _call("check_trpo_step", fn, c, g, lambda v: _to(c.arrays, H) @ v, delta)
+        # converted at each call, inside the call's float64 context (`jax.enable_x64`)
+        got = _call("check_trpo_step", fn, c, g, lambda v: _to(c.arrays, H) @ _to(c.arrays, v), delta)
         _compare("check_trpo_step", "d = √(2δ / gᵀH⁻¹g)·H⁻¹g", got, expected, c, where)
 
     _run(_step_inputs(), test, max_examples)
