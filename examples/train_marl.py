@@ -6,6 +6,15 @@
     python examples/train_marl.py --plot --env simple_spread          # the learning curves, from saved runs
     python examples/train_marl.py --evaluate runs/simple_spread_happo.eqx   # play a checkpoint
 
+On several processes (`jax.distributed`; one host or many, see docs/distributed.md):
+
+    python examples/train_marl.py --algo happo --coordinator 127.0.0.1:7777 --num-processes 2 --process-id 0 &
+    python examples/train_marl.py --algo happo --coordinator 127.0.0.1:7777 --num-processes 2 --process-id 1
+    srun python examples/train_marl.py --algo happo --distributed   # SLURM: everything auto-detected
+
+Each process steps its share of the environments; process 0 prints, writes the checkpoint, the
+curves and the plot; a process that loses a peer exits with one line within --peer-timeout seconds.
+
 Needs the `marl` extra for simple_spread (`pip install -e ".[marl,examples]"`). Every seed trains in
 one jitted call (`jax.vmap` over seeds) in chunks of `--chunk` iterations; after each chunk the
 progress is printed and the state saved, atomically, to `<out>/<env>_<algo>.eqx` (a checkpoint that
@@ -72,6 +81,81 @@ def save_curves(path: pathlib.Path, steps: list, returns: list, seconds: float, 
     os.replace(tmp, path)
 
 
+def is_main() -> bool:
+    """Process 0 prints and writes files; with one process, always."""
+    return jax.process_index() == 0
+
+
+def say(*args: Any, **kwargs: Any) -> None:
+    if is_main():
+        print(*args, **kwargs)
+
+
+WORKER = "REFERENCE_TRAIN_MARL_WORKER"
+
+
+def supervise(args: argparse.Namespace) -> NoReturn:
+    """Run this same command as a child process and turn its death into one line.
+
+    When a process of a `jax.distributed` run dies, JAX's coordination service notices the missing
+    heartbeats (after --peer-timeout seconds) and aborts every other process from a C++ thread,
+    with a stack trace no Python code can catch. So each process trains in a child whose stderr
+    goes to `<out>/process-<id>.log`; this parent waits for it and reports how it ended.
+    """
+    import subprocess
+
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / f"process-{args.process_id if args.process_id is not None else 'auto'}.log"
+    env = {**os.environ, WORKER: "1", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as err:
+        code = subprocess.call([sys.executable, __file__, *sys.argv[1:]], stderr=err, env=env)
+    if code == 0:
+        raise SystemExit(0)
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith("train_marl.py: error:")]
+    if ours:  # the child already said what went wrong in one line
+        sys.stderr.write(ours[-1] + "\n")
+        raise SystemExit(2)
+    peer = any("heartbeat" in line or "another task died" in line for line in lines)
+    why = (
+        f"another process of the run stopped or lost contact (no heartbeat for {args.peer_timeout} s)"
+        if peer
+        else f"the process ended with status {code}"
+    )
+    fail(f"{why}; details in {log}; the last checkpoint written is complete: --resume continues from it.")
+
+
+def start_distributed(args: argparse.Namespace) -> None:
+    """Join the `jax.distributed` run the flags describe (before any other JAX call)."""
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed and all(x is None for x in explicit):
+        return
+    if not args.distributed and any(x is None for x in explicit):
+        fail("--coordinator, --num-processes and --process-id go together (or --distributed alone).")
+    if args.num_processes is not None and not 0 <= args.process_id < args.num_processes:
+        fail(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}.")
+    if not os.environ.get(WORKER):
+        supervise(args)
+    # CPU collectives across processes go through gloo (accelerators use their own).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+            initialization_timeout=args.peer_timeout,
+            heartbeat_timeout_seconds=args.peer_timeout,
+        )
+    except Exception as err:  # no coordinator, a wrong address, a peer that never came
+        fail(f"jax.distributed could not start: {rf_first_line(err)}")
+
+
+def rf_first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines() or [type(err).__name__])[0]
+
+
 def train(args: argparse.Namespace, algo: str) -> None:
     out = pathlib.Path(args.out)
     stem = out / f"{args.env}_{algo}"
@@ -102,16 +186,20 @@ def train(args: argparse.Namespace, algo: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     total = cfg.num_iterations
     verb = f"resuming at iteration {done} of" if args.resume else "training"
-    print(f"{algo} on {args.env}: {verb} {seeds} seeds × {total} iterations × {cfg.steps_per_iteration} steps")
+    where = f" on {jax.process_count()} processes ({jax.device_count()} devices)" if jax.process_count() > 1 else ""
+    say(f"{algo} on {args.env}{where}: {verb} {seeds} seeds × {total} iterations × {cfg.steps_per_iteration} steps")
     start = time.perf_counter() - seconds
 
     def report(state: Any, metrics: Any) -> None:
-        steps.append(np.asarray(metrics.steps[0]))
+        # np.asarray first: the metrics are replicated, so this reads this process's copy with no
+        # collective (indexing the global array would be one, and fail if a peer has died)
+        steps.append(np.asarray(metrics.steps)[0])
         returns.append(np.asarray(metrics.episode_return))
         elapsed = time.perf_counter() - start
-        save_curves(pathlib.Path(f"{stem}.npz"), steps, returns, elapsed, seeds)
+        if is_main():
+            save_curves(pathlib.Path(f"{stem}.npz"), steps, returns, elapsed, seeds)
         last = np.asarray(metrics.episode_return)[:, -1]
-        print(
+        say(
             f"  steps {int(steps[-1][-1]):>11,d}  {seeds * int(steps[-1][-1]) / elapsed:>9,.0f} steps/s  "
             f"return {np.nanmean(last):8.2f} ± {np.nanstd(last):.2f} (mean ± std over seeds)",
             flush=True,
@@ -129,7 +217,16 @@ def train(args: argparse.Namespace, algo: str) -> None:
         )
     except rf.TrainingError as err:
         fail(str(err))
-    print(f"  saved {stem}.eqx and {stem}.npz")
+    except Exception as err:
+        if jax.process_count() == 1:
+            raise
+        # a peer process died or the network failed: JAX's collectives raise (or the heartbeat
+        # of the coordination service gives up); the last checkpoint is complete.
+        fail(
+            f"process {jax.process_index()} lost its peers ({rf_first_line(err)}); "
+            f"the last checkpoint, {stem}.eqx, is complete: --resume continues from it."
+        )
+    say(f"  saved {stem}.eqx and {stem}.npz")
 
 
 def checkpoint_or_fail(path: str) -> dict:
@@ -210,6 +307,7 @@ def plot(args: argparse.Namespace) -> None:
     path = out / f"{args.env}_curves.png"
     fig.savefig(path, dpi=120)
     print(f"saved {path}")
+    plt.close(fig)
 
 
 def main() -> None:
@@ -226,7 +324,24 @@ def main() -> None:
     parser.add_argument("--plot", action="store_true", help="only draw the learning curves of saved runs")
     parser.add_argument("--evaluate", metavar="CHECKPOINT", help="reload a checkpoint and play it")
     parser.add_argument("--resume", action="store_true", help="continue <out>/<env>_<algo>.eqx to its total steps")
+    group = parser.add_argument_group("several processes (jax.distributed)")
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, the same for every process")
+    group.add_argument("--num-processes", type=int, help="how many processes take part")
+    group.add_argument("--process-id", type=int, help="this process's index, 0 … N − 1")
+    group.add_argument("--distributed", action="store_true", help="auto-detect the above (SLURM, Open MPI, …)")
+    group.add_argument(
+        "--peer-timeout", type=int, default=60, help="seconds before a missing peer stops the run (default 60)"
+    )
     args = parser.parse_args()
+    if args.num_processes is not None and args.num_processes < 1:
+        parser.error(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.peer_timeout < 1:
+        parser.error(f"--peer-timeout must be >= 1, got {args.peer_timeout}")
+    distributed = args.distributed or any(
+        x is not None for x in (args.coordinator, args.num_processes, args.process_id)
+    )
+    if distributed and (args.evaluate or args.plot):
+        parser.error("--evaluate and --plot run on one process; drop the jax.distributed flags")
     if args.evaluate:
         evaluate(args)
         return
@@ -251,9 +366,11 @@ def main() -> None:
     if args.plot:
         plot(args)
         return
+    start_distributed(args)  # before any other JAX call
     for algo in rf.ALGORITHMS if args.algo == "all" else (args.algo,):
         train(args, algo)
-    plot(args)
+    if is_main():
+        plot(args)
 
 
 if __name__ == "__main__":

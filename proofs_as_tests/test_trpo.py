@@ -128,6 +128,7 @@ def kl_rounding_bound(theta, direction, e, weights, fvp_direction) -> float:
     return 2 * F64 * (float(jnp.sum(weights)) * logs + shift)
 
 
+@at_most(80)  # each example compiles new shapes
 @given(st.integers(1, 4), st.integers(2, 4), st.data())
 def test_mean_kl_is_quadratic_in_the_fisher_to_second_order(S, A, data):
     """B13: E_s KL(π_k‖π_{θk+εΔ}) = ½ε²ΔᵀHΔ + O(ε³): the remainder shrinks like ε³.

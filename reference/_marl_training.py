@@ -25,7 +25,9 @@ from typing import Any, Protocol, runtime_checkable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from ._checks import TRACED, check_positive_int
@@ -547,6 +549,10 @@ class Trainer:
         same folder and renamed over `path`, so an interrupted save never leaves a broken file.
         """
         leaves = eqx.tree_at(lambda s: s.key, state, jax.random.key_data(state.key))
+        leaves = _gather(leaves)
+        if jax.process_index() != 0:  # under jax.distributed, process 0 writes; the others wait
+            _barrier(f"reference.Trainer.save {path}")
+            return
         buffer = io.BytesIO()
         eqx.tree_serialise_leaves(buffer, leaves)
         payload = buffer.getvalue()
@@ -561,6 +567,7 @@ class Trainer:
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
         _atomic_write(path, _encode_header(header) + payload)
+        _barrier(f"reference.Trainer.save {path}")
 
     def load(self, path: str | os.PathLike[str], num_seeds: int | None = None) -> TrainState:
         """Read a state written by `save`; raise `CheckpointError` (one line) if it cannot be used.
@@ -587,7 +594,8 @@ class Trainer:
             state = eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
         except Exception as err:  # a payload that hashes right but does not fit this trainer's state
             raise CheckpointError(f"checkpoint {str(path)!r} does not fit this trainer's state: {err}") from None
-        return eqx.tree_at(lambda s: s.key, state, jax.random.wrap_key_data(state.key))
+        state = eqx.tree_at(lambda s: s.key, state, jax.random.wrap_key_data(state.key))
+        return _replicate(state)
 
 
 CHECKPOINT_FORMAT = 1
@@ -601,6 +609,47 @@ class CheckpointError(ValueError):
 
 class TrainingError(RuntimeError):
     """Training stopped on a non-finite value: the message names the iteration and the last good checkpoint."""
+
+
+def _gather(tree: Any) -> Any:
+    """The arrays of `tree`, whole on this process.
+
+    An array sharded over devices of other processes (`jax.distributed`) is gathered with
+    `multihost_utils.process_allgather`, a collective that every process must call.
+    """
+    if jax.process_count() == 1:
+        return tree
+
+    def whole(x: Any) -> Any:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+            return multihost_utils.process_allgather(x, tiled=True)
+        return x
+
+    return jax.tree.map(whole, tree)
+
+
+def _replicate(tree: Any) -> Any:
+    """The (equal) arrays each process read, as global arrays replicated over every device.
+
+    Under `jax.distributed` a jitted step takes only global arrays; with one process, unchanged.
+    """
+    if jax.process_count() == 1:
+        return tree
+    mesh = jax.make_mesh((jax.device_count(),), ("envs",), axis_types=(jax.sharding.AxisType.Auto,))
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def put(x: Any) -> Any:
+        if not isinstance(x, jax.Array) or jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return x
+        return jax.make_array_from_process_local_data(replicated, np.asarray(x))
+
+    data = jax.tree.map(put, eqx.tree_at(lambda s: s.key, tree, jax.random.key_data(tree.key)))
+    return eqx.tree_at(lambda s: s.key, data, jax.random.wrap_key_data(data.key))
+
+
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
 
 
 def _encode_header(header: dict[str, Any]) -> bytes:
@@ -698,8 +747,10 @@ def train_in_chunks(
     `TrainingError` naming the first bad iteration (found by replaying the chunk one iteration at a
     time from the last good state, which is deterministic) and the last good checkpoint, which is
     left as it was. `on_chunk(state, metrics)` is called after each good chunk (e.g. to report
-    progress). Returns the final state and the list of each chunk's metrics (stacked over
-    iterations, with a leading seed axis).
+    progress), before its checkpoint is written: a log it keeps may run ahead of the checkpoint
+    (drop what lies beyond the checkpoint's `steps` on resuming) but never behind it. Returns
+    the final state and the list of each chunk's metrics (stacked over iterations, with a
+    leading seed axis).
 
     The iterations are exactly those of `trainer.run(state, num_iterations)`, whatever `chunk`
     is, so a run resumed from a checkpoint continues as the uninterrupted run would.
@@ -743,10 +794,10 @@ def train_in_chunks(
             raise TrainingError(f"training stopped at iteration {done + first}: {problem}; {kept}.")
         state, done = new_state, done + k
         history.append(metrics)
+        if on_chunk is not None:  # first: a record it keeps is never behind the checkpoint
+            on_chunk(state, metrics)
         if checkpoint is not None:
             trainer.save(checkpoint, state, **(metadata or {}))
-        if on_chunk is not None:
-            on_chunk(state, metrics)
     return state, history
 
 
@@ -842,7 +893,10 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
     It returns the final `TrainState` and per-iteration `Metrics`. `jax.jit(jax.vmap(train))(keys)`
     trains several seeds in one call. With several devices the environment batch is sharded
     over them (`jax.sharding`, axis `"envs"`) when `num_envs` is a multiple of the device count;
-    otherwise it runs unsharded (`Trainer.shard_envs` says which).
+    otherwise it runs unsharded (`Trainer.shard_envs` says which). Under `jax.distributed`
+    (several processes, on one host or many) the devices are every process's: each process
+    steps its share of the environments, the losses' means over the batch are the mesh's
+    reductions, and `num_envs` must be a multiple of the global device count.
 
     **Arguments:** `config`: a `MARLConfig`; `env`: a `MultiAgentEnv` (`simple_spread_env()`,
     `cooperative_game_env(game)`).
@@ -874,6 +928,11 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
     if config.algorithm == "mappo" and len(set(sizes)) != 1:
         raise ValueError(f"{where}: MAPPO shares one actor, so every agent needs the same number of actions: {sizes}.")
     devices = jax.device_count()
+    if jax.process_count() > 1 and config.num_envs % devices:
+        raise ValueError(
+            f"{where}: with {jax.process_count()} processes `config.num_envs` ({config.num_envs}) must be a "
+            f"multiple of the {devices} devices across them, so that each process steps its share."
+        )
     shard = devices > 1 and config.num_envs % devices == 0
     key = jax.random.key(0)  # only the static parts (structure, activations) are kept
     actor_nets, critic_net = _networks(key, key, config, env)
