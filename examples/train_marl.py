@@ -117,6 +117,11 @@ def supervise(args: argparse.Namespace) -> NoReturn:
     if ours:  # the child already said what went wrong in one line
         sys.stderr.write(ours[-1] + "\n")
         raise SystemExit(2)
+    if any("RegisterTask" in line for line in lines):  # never joined: the coordinator was not there
+        fail(
+            f"could not join the run at {args.coordinator or 'the detected coordinator'} within "
+            f"{args.peer_timeout} s (is process 0 running, with the same --coordinator?); details in {log}."
+        )
     peer = any("heartbeat" in line or "another task died" in line for line in lines)
     why = (
         f"another process of the run stopped or lost contact (no heartbeat for {args.peer_timeout} s)"
