@@ -693,3 +693,32 @@ def test_interior_nash_equilibrium_is_a_fixed_point_at_positive_gamma(a, b, gamm
     assert float(rf.nash_gap(game, moved)) > 1e-6 * scale
     step = rf.multi_agent_policy_iteration(jax.random.key(0), game, moved, 1)
     assert any(float(jnp.max(jnp.abs(h[1] - h[0]))) > 1e-9 for h in step)
+
+
+@at_most(40)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 6))
+def test_haa2c_with_one_agent_is_a2c(seed, D, B):
+    """A51a: for one agent (M = Â), the gradient of the mean HAA2C objective at the old policy is
+    A2C's policy gradient (1/B)Σ Â ∇log π(a|s). Here for a diagonal-Gaussian policy with means μ_b
+    and a shared log-std, against the score written by hand: ∂log π/∂μ = (a − μ)/σ²,
+    ∂log π/∂log σ = (a − μ)²/σ² − 1. The objective's value there is (1/B)Σ Â (the ratio is 1)."""
+    rng = np.random.default_rng(seed)
+    mu, log_std = rng.normal(size=(B, D)), rng.normal(0, 0.5, D)
+    a, adv = rng.normal(mu, np.exp(log_std)), rng.normal(size=B)
+    old = rf.gaussian_log_prob(jnp.asarray(mu), jnp.asarray(log_std), jnp.asarray(a))
+
+    def objective(params):
+        m, s = params
+        ratio = rf.probability_ratio(rf.gaussian_log_prob(m, s, jnp.asarray(a)), old)
+        return jnp.mean(rf.haa2c_objective(ratio, jnp.asarray(adv)))
+
+    value, (g_mu, g_std) = jax.value_and_grad(objective)((jnp.asarray(mu), jnp.asarray(log_std)))
+    var = np.exp(2 * log_std)
+    np.testing.assert_allclose(value, adv.mean(), rtol=1e-12)
+    np.testing.assert_allclose(g_mu, adv[:, None] * (a - mu) / var / B, rtol=1e-10, atol=1e-12)
+    expected_std = np.sum(adv[:, None] * ((a - mu) ** 2 / var - 1), axis=0) / B
+    np.testing.assert_allclose(g_std, expected_std, rtol=1e-10, atol=1e-12)
+    # and with a factor: the objective is r·M, so HAA2C's gradient is M∇log π (per sample)
+    M = rng.normal(size=B)
+    r = np.exp(rng.normal(0, 0.3, B))
+    np.testing.assert_allclose(rf.haa2c_objective(jnp.asarray(r), jnp.asarray(M)), r * M, rtol=1e-15)

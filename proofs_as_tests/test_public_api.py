@@ -130,3 +130,14 @@ def test_one_version_source():
     assert 'dynamic = ["version"]' in pyproject and 'path = "reference/__init__.py"' in pyproject
     assert re.fullmatch(r"\d+\.\d+\.\d+", rf.__version__)
     assert f"## {rf.__version__}" in (TEST_DIR.parent / "CHANGELOG.md").read_text()
+
+
+def test_no_source_file_holds_control_characters():
+    """A LaTeX command written in a non-raw string loses its backslash to a control character
+    (`\\frac` → form feed + "rac", `\\bar` → backspace + "ar"): the formula then renders as garbage.
+    No file of the package may hold one (tabs included)."""
+    package = pathlib.Path(rf.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        bad = [(n, line) for n, line in enumerate(text.split("\n"), 1) if re.search(r"[\x00-\x08\x0b-\x1f]", line)]
+        assert not bad, f"{path.name}:{bad[0][0]} holds a control character: {bad[0][1]!r}"

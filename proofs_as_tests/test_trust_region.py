@@ -1,9 +1,13 @@
 """Notes §3 (信赖域算法): the surrogate, the TRPO bound, the exact MM iteration. Catalogue items B8–B12 (`docs/notes.md`)."""
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.integrate
 import scipy.optimize
+import scipy.stats
 from hypothesis import given, strategies as st
 
 import reference as rf
@@ -313,3 +317,81 @@ def test_monotonic_policy_iteration_steps_maximise_the_bound(case, data):
         best = float(rf.trpo_lower_bound(mdp, path[k], path[k + 1]))
         others = np.asarray(_bounds_at(mdp, path[k], candidates))
         assert np.all(others <= best + scale), (k, best, others.max())
+
+
+# ------------------------------------------------------------------------------------------------
+# A23a: diagonal-Gaussian policies (continuous actions)
+# ------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def _gaussians(draw, max_dim=4):
+    D, B = draw(st.integers(1, max_dim)), draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    spread = draw(st.sampled_from([0.01, 0.5, 2.0]))
+    mp, lp = rng.normal(0, 1, (B, D)), rng.normal(0, 0.7, D)  # a state-independent log-std, as the authors use
+    mq, lq = mp + rng.normal(0, spread, (B, D)), lp + rng.normal(0, spread, D)
+    return mp, lp, mq, lq, rng.normal(mp, np.exp(lp))
+
+
+@at_most(40)
+@given(_gaussians())
+def test_gaussian_log_prob_and_entropy_are_scipys(x):
+    """A23a: the log-density and the entropy against scipy's multivariate normal with a diagonal
+    covariance (a dense density, not the per-dimension sum)."""
+    mp, lp, _, _, a = x
+    got = rf.gaussian_log_prob(jnp.asarray(mp), jnp.asarray(lp), jnp.asarray(a))
+    cov: Any = np.diag(np.exp(2 * lp))  # (scipy's stubs type `cov` as a number)
+    expected = [scipy.stats.multivariate_normal(mp[b], cov).logpdf(a[b]) for b in range(len(mp))]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    entropy = rf.gaussian_entropy(jnp.asarray(lp))
+    np.testing.assert_allclose(entropy, scipy.stats.multivariate_normal(mp[0], cov).entropy(), rtol=1e-12)
+
+
+@at_most(12)  # each example integrates numerically
+@given(_gaussians(max_dim=2))
+def test_gaussian_kl_is_the_integral(x):
+    """A23a: the closed form against ∫ p log(p/q), by adaptive quadrature over the plane (D = 2)
+    or the line (D = 1), with the densities written here from their definition."""
+    mp, lp, mq, lq, _ = x
+    got = np.asarray(rf.gaussian_kl(jnp.asarray(mp), jnp.asarray(lp), jnp.asarray(mq), jnp.asarray(lq)))
+    sp, sq = np.exp(lp), np.exp(lq)
+
+    def log_density(z, m, s):
+        return float(np.sum(-0.5 * ((z - m) / s) ** 2 - np.log(s) - 0.5 * np.log(2 * np.pi)))
+
+    for b in range(len(mp)):
+        lo, hi = mp[b] - 12 * sp, mp[b] + 12 * sp  # p's mass outside: < 1e-30
+
+        def integrand(*z, b=b):
+            z = np.asarray(z[::-1])  # dblquad passes (y, x)
+            lpz, lqz = log_density(z, mp[b], sp), log_density(z, mq[b], sq)
+            return np.exp(lpz) * (lpz - lqz)
+
+        if len(lp) == 1:
+            expected = scipy.integrate.quad(integrand, lo[0], hi[0], epsabs=1e-11, epsrel=1e-11, limit=200)[0]
+        else:
+            expected = scipy.integrate.dblquad(integrand, lo[0], hi[0], lo[1], hi[1], epsabs=1e-10, epsrel=1e-10)[0]
+        np.testing.assert_allclose(got[b], expected, rtol=1e-7, atol=1e-9)
+
+
+@at_most(30)
+@given(_gaussians())
+def test_gaussian_fisher_is_the_closed_form(x):
+    """A23a, A48: the Hessian of the mean KL from the old Gaussian policy, in (means, shared
+    log-std) at the old parameters, is the Fisher information: 1/(Bσ²) on each state's mean and 2
+    on the log-std (the mean over B states of the per-state 2). `fisher_vector_product` of
+    `gaussian_kl` against that diagonal, on random vectors."""
+    mp, lp, _, _, _ = x
+    B = len(mp)
+
+    def kl(params):
+        means, log_std = params
+        return jnp.mean(rf.gaussian_kl(jnp.asarray(mp), jnp.asarray(lp), means, log_std))
+
+    fvp = rf.fisher_vector_product(kl, (jnp.asarray(mp), jnp.asarray(lp)))
+    rng = np.random.default_rng(int(1e6 * abs(mp[0, 0])) % 2**32)
+    v_mean, v_std = rng.normal(size=mp.shape), rng.normal(size=lp.shape)
+    got_mean, got_std = fvp((jnp.asarray(v_mean), jnp.asarray(v_std)))
+    np.testing.assert_allclose(got_mean, v_mean / (B * np.exp(2 * lp)), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got_std, 2 * v_std, rtol=1e-10, atol=1e-12)

@@ -21,6 +21,7 @@ from ._bellman import (
     value_iteration_with_bound as value_iteration_with_bound,
 )
 from ._heterogeneous_agent import (
+    haa2c_objective as haa2c_objective,
     happo_factor as happo_factor,
     happo_objective as happo_objective,
     happo_update as happo_update,
@@ -83,6 +84,9 @@ from ._trpo import (
 from ._trust_region import (
     TrustRegionStep as TrustRegionStep,
     exact_trust_region_step as exact_trust_region_step,
+    gaussian_entropy as gaussian_entropy,
+    gaussian_kl as gaussian_kl,
+    gaussian_log_prob as gaussian_log_prob,
     kl_divergence as kl_divergence,
     max_kl as max_kl,
     max_total_variation as max_total_variation,
@@ -132,9 +136,13 @@ __all__ = [
     "exact_trust_region_step",
     "expected_return",
     "fisher_vector_product",
+    "gaussian_entropy",
+    "gaussian_kl",
+    "gaussian_log_prob",
     "generalized_advantage_estimate",
     "greedy_policy",
     "gridworld_4x3",
+    "haa2c_objective",
     "happo_factor",
     "happo_objective",
     "happo_update",

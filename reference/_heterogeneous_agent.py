@@ -20,7 +20,14 @@ import optax
 from beartype import beartype
 from jaxtyping import PRNGKeyArray, PyTree, jaxtyped
 
-from ._checks import as_float_array, check_finite, check_full_support, check_positive_int, check_where
+from ._checks import (
+    as_float_array,
+    check_finite,
+    check_full_support,
+    check_positive_int,
+    check_same_shape,
+    check_where,
+)
 from ._markov_game import (
     CooperativeGame,
     _as_mdp_unchecked,
@@ -245,6 +252,39 @@ def happo_objective(
     r = check_ratio(as_float_array(ratio, "ratio"), "ratio", where)
     M = check_finite(as_float_array(factor, "factor", r.dtype), "factor", where)
     return ppo_clip_objective(r, M, eps)
+
+
+@jaxtyped(typechecker=beartype)
+def haa2c_objective(ratio: Float[ArrayLike, "*batch"], factor: Float[ArrayLike, "*batch"]) -> Float[Array, "*batch"]:
+    r"""HAA2C's objective for agent $i_m$, per sample: the unclipped importance-weighted surrogate.
+
+    $$\frac{\pi^{i_m}_{\theta}(a^{i_m}|s)}{\pi^{i_m}_{\theta_k}(a^{i_m}|s)}\,M^{i_{1:m}}$$
+
+    The third on-policy algorithm of the HATRPO/HAPPO authors' framework (HARL's `haa2c.py`):
+    the same sequential update and factor $M$ as HAPPO, without the clip (so only a few epochs,
+    and small steps, keep it near the old policy). At the old policy its gradient is
+    $M\,\nabla_\theta\log\pi^{i_m}_\theta$: for one agent ($M = \hat A$) the advantage
+    actor-critic (A2C) policy gradient. Notes A51a (beyond the notes). Kuba et al. (2022),
+    HARL's `haa2c.py`.
+
+    **Arguments:** `ratio` of agent $i_m$ ($\ge 0$); `factor` $M^{i_{1:m}}$; same shape.
+
+        **Returns:** `[...]` (`proofs_as_tests/test_heterogeneous_agent.py::test_haa2c_with_one_agent_is_a2c`).
+
+        **Examples:**
+
+        ```pycon
+        >>> import jax, jax.numpy as jnp, reference as rf
+        >>> rf.haa2c_objective(jnp.asarray([1.5, 0.5]), jnp.asarray([2.0, -2.0])).tolist()
+        [3.0, -1.0]
+
+        ```
+    """
+    where = "haa2c_objective"
+    r = check_ratio(as_float_array(ratio, "ratio"), "ratio", where)
+    M = check_finite(as_float_array(factor, "factor", r.dtype), "factor", where)
+    check_same_shape(r, M, ("ratio", "factor"), where)
+    return r * M
 
 
 def _check_batch(

@@ -73,6 +73,122 @@ def kl_divergence(p: Float[ArrayLike, "*batch A"], q: Float[ArrayLike, "*batch A
     return jnp.sum(xlogy(p_arr, p_arr) - xlogy(p_arr, q_arr), axis=-1)
 
 
+def _check_gaussian(
+    mean: ArrayLike, log_std: ArrayLike, where: str, names: tuple[str, str], dtype: jnp.dtype | None = None
+) -> tuple[Array, Array]:
+    mu = check_finite(as_float_array(mean, names[0], dtype), names[0], where)
+    ls = check_finite(as_float_array(log_std, names[1], mu.dtype), names[1], where)
+    if mu.shape[-1:] != ls.shape[-1:]:
+        raise ValueError(
+            f"{where}: `{names[0]}` and `{names[1]}` must end in the same action dimension D, "
+            f"but have shapes {mu.shape} and {ls.shape}."
+        )
+    return mu, ls
+
+
+@jaxtyped(typechecker=beartype)
+def gaussian_log_prob(
+    mean: Float[ArrayLike, "*#batch D"], log_std: Float[ArrayLike, "*#batch D"], action: Float[ArrayLike, "*#batch D"]
+) -> Float[Array, "*batch"]:
+    r"""Log-density of an action under a diagonal-Gaussian policy $\mathcal N(\mu, \mathrm{diag}\,\sigma^2)$.
+
+    $$\log\pi(a\mid s) = -\sum_{d=1}^{D}\Big[\frac{(a_d-\mu_d)^2}{2\sigma_d^2} + \log\sigma_d
+      + \tfrac12\log 2\pi\Big],\qquad \sigma_d = e^{\text{log\_std}_d}$$
+
+    The policy of continuous actions the HATRPO/HAPPO authors use (a network's mean and a
+    state-independent log-std). Notes A23a: beyond the notes, whose policies are tabular; the
+    probability ratio and every objective of §3–§4 take these log-densities as they take
+    log-probabilities.
+
+    **Arguments:** `mean`, `log_std`, `action`: `[..., D]`, broadcast together (a
+    state-independent `log_std` of shape `[D]` is the usual case); finite.
+
+    **Returns:** `[...]` (`proofs_as_tests/test_trust_region.py::test_gaussian_log_prob_and_entropy_are_scipys`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> round(float(rf.gaussian_log_prob(jnp.zeros(1), jnp.zeros(1), jnp.zeros(1))), 4)  # −½ log 2π
+    -0.9189
+
+    ```
+    """
+    where = "gaussian_log_prob"
+    mu, ls = _check_gaussian(mean, log_std, where, ("mean", "log_std"))
+    a = check_finite(as_float_array(action, "action", mu.dtype), "action", where)
+    z = (a - mu) * jnp.exp(-ls)
+    return -jnp.sum(0.5 * z**2 + ls + 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+
+@jaxtyped(typechecker=beartype)
+def gaussian_entropy(log_std: Float[ArrayLike, "*batch D"]) -> Float[Array, "*batch"]:
+    r"""Entropy of a diagonal Gaussian policy, in closed form.
+
+    $$\mathcal H\big(\mathcal N(\mu, \mathrm{diag}\,\sigma^2)\big) = -\mathbb E[\log\pi(a\mid s)]
+      = \sum_{d=1}^{D}\Big(\log\sigma_d + \tfrac12\log(2\pi e)\Big)$$
+
+    It does not depend on the mean. The entropy bonus of HAPPO/MAPPO for continuous actions.
+    Notes A23a (beyond the notes).
+
+    **Arguments:** `log_std`: `[..., D]`, finite.
+
+    **Returns:** `[...]` (`proofs_as_tests/test_trust_region.py::test_gaussian_log_prob_and_entropy_are_scipys`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> round(float(rf.gaussian_entropy(jnp.zeros(2))), 4)  # log(2πe)
+    2.8379
+
+    ```
+    """
+    ls = check_finite(as_float_array(log_std, "log_std"), "log_std", "gaussian_entropy")
+    return jnp.sum(ls + 0.5 * jnp.log(2 * jnp.pi * jnp.e), axis=-1)
+
+
+@jaxtyped(typechecker=beartype)
+def gaussian_kl(
+    mean_p: Float[ArrayLike, "*#batch D"],
+    log_std_p: Float[ArrayLike, "*#batch D"],
+    mean_q: Float[ArrayLike, "*#batch D"],
+    log_std_q: Float[ArrayLike, "*#batch D"],
+) -> Float[Array, "*batch"]:
+    r"""KL divergence between diagonal Gaussians, in closed form.
+
+    $$D_{KL}(p\,\|\,q) = \sum_{d=1}^{D}\Big[\log\frac{\sigma_{q,d}}{\sigma_{p,d}}
+      + \frac{\sigma_{p,d}^2 + (\mu_{p,d}-\mu_{q,d})^2}{2\sigma_{q,d}^2} - \frac12\Big]$$
+
+    The constraint and line search of HATRPO with continuous actions (with $p$ the old policy,
+    as for `kl_divergence`, A23). Its Hessian in $(\mu_q, \log\sigma_q)$ at $q = p$ is the Fisher
+    information $\mathrm{diag}(1/\sigma^2,\ 2)$, which `fisher_vector_product` applies. Kullback
+    (1959). Notes A23a (beyond the notes, whose KL is between categorical distributions).
+
+    **Arguments:** the means and log-standard deviations of $p$ and $q$, `[..., D]`, broadcast
+    together; finite.
+
+    **Returns:** `[...]`, $\ge 0$, zero iff $p = q$
+    (`proofs_as_tests/test_trust_region.py::test_gaussian_kl_is_the_integral`,
+    `proofs_as_tests/test_trust_region.py::test_gaussian_fisher_is_the_closed_form`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> float(rf.gaussian_kl(jnp.zeros(1), jnp.zeros(1), jnp.ones(1), jnp.zeros(1)))  # (0 − 1)² / 2
+    0.5
+
+    ```
+    """
+    where = "gaussian_kl"
+    mp, lp = _check_gaussian(mean_p, log_std_p, where, ("mean_p", "log_std_p"))
+    mq, lq = _check_gaussian(mean_q, log_std_q, where, ("mean_q", "log_std_q"), mp.dtype)
+    log_ratio = lp - lq  # log σ_p/σ_q
+    t = ((mp - mq) * jnp.exp(-lq)) ** 2
+    return jnp.sum(0.5 * (jnp.exp(2 * log_ratio) + t - 1.0) - log_ratio, axis=-1)
+
+
 @jaxtyped(typechecker=beartype)
 def max_kl(pi: Float[ArrayLike, "S A"], pi_bar: Float[ArrayLike, "S A"]) -> Float[Array, ""]:
     r"""The maximum over states of the KL divergence between two policies.
@@ -301,18 +417,18 @@ def surrogate_error_bound(
 ) -> Float[Array, ""]:
     r"""The two-sided bound on how far the surrogate is from the true objective (TRPO App. A).
 
-    $$ig|J(ar\pi) - L_\pi(ar\pi)ig| \;\le\;
-      rac{4lpha^2\gamma\,\epsilon_A}{(1-\gamma)\,(1-\gamma(1-lpha))}
-      \;\le\; rac{4\gamma\,\epsilon_A}{(1-\gamma)^2}\,lpha^2,\qquad
-      lpha = D^{\max}_{TV}(\pi,ar\pi),\ \ \epsilon_A = \max_{s,a}|A_\pi(s,a)|$$
+    $$\big|J(\bar\pi) - L_\pi(\bar\pi)\big| \;\le\;
+      \frac{4\alpha^2\gamma\,\epsilon_A}{(1-\gamma)\,(1-\gamma(1-\alpha))}
+      \;\le\; \frac{4\gamma\,\epsilon_A}{(1-\gamma)^2}\,\alpha^2,\qquad
+      \alpha = D^{\max}_{TV}(\pi,\bar\pi),\ \ \epsilon_A = \max_{s,a}|A_\pi(s,a)|$$
 
-    Notes A25 (the claim that $L pprox J$ for nearby policies, made precise). Schulman et al.
+    Notes A25 (the claim that $L \approx J$ for nearby policies, made precise). Schulman et al.
     (2015) App. A, eqs. (41)–(45). The right-hand form is the TV version of Theorem 1 (A24):
-    $J(ar\pi) \ge L_\pi(ar\pi) - Clpha^2$.
+    $J(\bar\pi) \ge L_\pi(\bar\pi) - C\alpha^2$.
 
     **Arguments:** `mdp`; `pi` (old); `pi_bar` (new).
 
-    **Returns:** the bound (a scalar $\ge 0$; zero when $\gamma = 0$ or $\pi = ar\pi$), proved in
+    **Returns:** the bound (a scalar $\ge 0$; zero when $\gamma = 0$ or $\pi = \bar\pi$), proved in
     `proofs_as_tests/test_trust_region.py::test_trpo_lower_bound_holds`.
 
     **Examples:**
