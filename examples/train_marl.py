@@ -128,7 +128,11 @@ def supervise(args: argparse.Namespace) -> NoReturn:
         if peer
         else f"the process ended with status {code}"
     )
-    fail(f"{why}; details in {log}; the last checkpoint written is complete: --resume continues from it.")
+    algos = rf.ALGORITHMS if args.algo == "all" else (args.algo,)
+    kept = ", ".join(str(out / f"{args.env}_{a}.eqx") for a in algos if (out / f"{args.env}_{a}.eqx").exists())
+    if kept:
+        fail(f"{why}; details in {log}; the last checkpoint, {kept}, is complete: --resume continues from it.")
+    fail(f"{why}; details in {log}; no checkpoint had been written yet: start the run again.")
 
 
 def start_distributed(args: argparse.Namespace) -> None:

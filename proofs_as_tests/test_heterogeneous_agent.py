@@ -135,7 +135,7 @@ def mappo_value(game, theta, theta_old, eps):
     return jnp.dot(rho, jnp.sum(joint_old * rf.mappo_objective(ratios, A, eps), -1))
 
 
-@at_most(60)
+@at_most(40)
 @given(games(max_actions=2, max_agents=3), st.data())
 def test_mappo_objective_at_old_policy(game, data):
     """B15a (A36): with a shared tabular softmax, L^MAPPO(θ_k) = 0 and ∇L^MAPPO(θ_k) = ∇_θ J(π_θ)
@@ -166,7 +166,7 @@ def joint_expectation(game, weights_per_agent, tensor):
     return jnp.sum(rf.joint_policy(weights_per_agent) * tensor, axis=tuple(range(1, game.num_agents + 1)))
 
 
-@at_most(80)
+@at_most(50)
 @given(games(min_agents=1), st.data())
 def test_happo_factor_is_importance_weight(game, data):
     """Proposition 3 (A50, B23): per state,

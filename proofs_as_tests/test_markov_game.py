@@ -43,6 +43,7 @@ def random_subset(data, n, min_size=0):
     return tuple(order[:m])
 
 
+@at_most(60)  # each example compiles new shapes
 @given(games(), st.data())
 def test_marginal_values_match_enumeration(game, data):
     """A20, Definition 1: Q^{i_{1:m}} by einsum equals brute-force enumeration of joint actions
@@ -110,6 +111,7 @@ def test_zero_expected_local_advantage(game, data):
     )
 
 
+@at_most(60)  # each example compiles new shapes
 @given(games(), st.data())
 def test_surrogate_splits_across_agents(game, data):
     """B18 (A41): L_π(π̄) − J(π) = Σ_m L^{i_{1:m}}_π(π̄^{i_{1:m−1}}, π̄^{i_m}) for any ordering, with
