@@ -337,8 +337,7 @@ class Trainer:
     def _constrain(self, tree: Any) -> Any:
         if not self.shard_envs:
             return tree
-        mesh = jax.make_mesh((jax.device_count(),), ("envs",), axis_types=(jax.sharding.AxisType.Auto,))
-        sharding = NamedSharding(mesh, PartitionSpec("envs"))
+        sharding = NamedSharding(_env_mesh(), PartitionSpec("envs"))
         return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
 
     def init(self, key: Array) -> TrainState:
@@ -611,6 +610,11 @@ class TrainingError(RuntimeError):
     """Training stopped on a non-finite value: the message names the iteration and the last good checkpoint."""
 
 
+def _env_mesh() -> jax.sharding.Mesh:
+    """The one-axis mesh `"envs"` over every device of every process."""
+    return jax.make_mesh((jax.device_count(),), ("envs",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
 def _gather(tree: Any) -> Any:
     """The arrays of `tree`, whole on this process.
 
@@ -635,8 +639,7 @@ def _replicate(tree: Any) -> Any:
     """
     if jax.process_count() == 1:
         return tree
-    mesh = jax.make_mesh((jax.device_count(),), ("envs",), axis_types=(jax.sharding.AxisType.Auto,))
-    replicated = NamedSharding(mesh, PartitionSpec())
+    replicated = NamedSharding(_env_mesh(), PartitionSpec())
 
     def put(x: Any) -> Any:
         if not isinstance(x, jax.Array) or jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
