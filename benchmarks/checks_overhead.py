@@ -56,13 +56,15 @@ def worker(part: str) -> None:
     gae = jax.jit(jax.vmap(lambda r, v, d: rf.generalized_advantage_estimate(r, v, d, 0.99, 0.95)))
     out["GAE, 10^6 steps, boolean dones (float32)"] = best_time(lambda: gae(r, v, d > 0))
     out["GAE, 10^6 steps, numeric dones (float32)"] = best_time(lambda: gae(r, v, d))
+    from reference import training
+
     try:
-        env = rf.simple_spread_env()
+        env = training.simple_spread_env()
         label = "one HAPPO iteration, simple_spread"
     except ImportError:
-        env = rf.cooperative_game_env(rf.parameter_sharing_game(4))
+        env = training.cooperative_game_env(rf.parameter_sharing_game(4))
         label = "one HAPPO iteration, Proposition 1's game"
-    trainer = rf.make_train(rf.MARLConfig(algorithm="happo", total_steps=3200 * 10), env)
+    trainer = training.make_train(training.MARLConfig(algorithm="happo", total_steps=3200 * 10), env)
     state = jax.jit(trainer.init)(jax.random.key(0))
     step = jax.jit(trainer.step)
     out[label] = best_time(lambda: step(state), repeats=5, min_time=0.3)

@@ -36,9 +36,11 @@ def worker(process_id: int, num_processes: int, port: int) -> None:
     if num_processes > 1:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=num_processes, process_id=process_id)
-    import reference as rf
+    from reference import training
 
-    trainer = rf.make_train(rf.MARLConfig(algorithm="happo", total_steps=3200 * ITERATIONS), rf.simple_spread_env())
+    trainer = training.make_train(
+        training.MARLConfig(algorithm="happo", total_steps=3200 * ITERATIONS), training.simple_spread_env()
+    )
     state = jax.jit(trainer.init)(jax.random.key(0))
     run = jax.jit(lambda s: trainer.run(s, ITERATIONS))
     state, _ = jax.block_until_ready(run(state))  # compile and warm up

@@ -1,4 +1,4 @@
-"""Training throughput of MAPPO, HAPPO and HATRPO on MPE simple_spread (needs the `marl` extra).
+"""Training throughput of MAPPO, HAPPO, HATRPO and HAA2C (needs the `marl` extra; MABrax the `mabrax` one).
 
 For each algorithm: environment steps per second of the jitted training loop (rollout of 128
 environments × 25 steps + GAE + critic and actor updates; float32; one seed, and 4 seeds by
@@ -6,18 +6,22 @@ environments × 25 steps + GAE + critic and actor updates; float32; one seed, an
 networks (a jitted action sample and a jitted environment step per step, no learning at all, so
 the baseline is favoured). The authors' code does about 220 steps/s on this machine (HAPPO, 8 rollout threads, measured once).
 
-Run: `python -m benchmarks.marl`.
+Also: the cost of agents that differ (`lax.switch`) under `vmap` over seeds, and (`--mabrax`) the
+throughput on multi-agent MuJoCo's halfcheetah_6x1.
+
+Run: `python -m benchmarks.marl` (simple_spread and the mixed agents), `python -m benchmarks.marl
+--mixed`, `python -m benchmarks.marl --mabrax`.
 """
 
 import time
 
 import jax
 
-import reference as rf
 from benchmarks._timing import machine
+from reference import training
 
 
-def throughput(trainer: rf.Trainer, seeds: int, iterations: int) -> float:
+def throughput(trainer: training.Trainer, seeds: int, iterations: int) -> float:
     keys = jax.random.split(jax.random.key(0), seeds)
     state = jax.jit(jax.vmap(trainer.init))(keys)
     run = jax.jit(jax.vmap(lambda s: trainer.run(s, iterations)))
@@ -27,7 +31,7 @@ def throughput(trainer: rf.Trainer, seeds: int, iterations: int) -> float:
     return seeds * iterations * trainer.config.steps_per_iteration / (time.perf_counter() - start)
 
 
-def python_loop(trainer: rf.Trainer, steps: int) -> float:
+def python_loop(trainer: training.Trainer, steps: int) -> float:
     env = trainer.env
     params = trainer.init(jax.random.key(0)).actor_params
     act = jax.jit(lambda o, k: trainer.actions(params, o[None], k)[0])
@@ -45,12 +49,12 @@ def python_loop(trainer: rf.Trainer, steps: int) -> float:
 
 
 def main() -> None:
-    env = rf.simple_spread_env()
+    env = training.simple_spread_env()
     print(f"# MARL training throughput, MPE simple_spread (3 agents), {machine()}")
     print("| algorithm | 1 seed (steps/s) | 4 seeds by vmap (steps/s, total) | Python loop, 1 env (steps/s) | ratio |")
     print("|---|---|---|---|---|")
-    for algo in rf.ALGORITHMS:
-        trainer = rf.make_train(rf.MARLConfig(algorithm=algo, total_steps=3200 * 10), env)
+    for algo in training.ALGORITHMS:
+        trainer = training.make_train(training.MARLConfig(algorithm=algo, total_steps=3200 * 10), env)
         one = throughput(trainer, 1, 10)
         four = throughput(trainer, 4, 10)
         base = python_loop(trainer, 500)
@@ -58,5 +62,49 @@ def main() -> None:
     print("ratio: the better of the two training columns over the Python loop (which does no learning).")
 
 
+def mixed_agents(seeds: int = 4) -> None:
+    """The cost of agents that differ: `lax.switch` under `vmap` runs every agent's branch."""
+    import reference as rf
+
+    print()
+    print(f"# Alike vs differing agents under vmap over seeds (HAPPO, a random 3-agent game, {machine()})")
+    print("| agents | sequential update | 1 seed (steps/s) | 4 seeds by vmap (steps/s, total) | 4 seeds / 1 seed |")
+    print("|---|---|---|---|---|")
+    for label, sizes, path in (("alike, 5 actions each", (5, 5, 5), "gathered by index"),
+                               ("differing, 3/5/7 actions", (3, 5, 7), "lax.switch")):  # fmt: skip
+        game = rf.random_game(jax.random.key(0), 4, sizes, 0.9)
+        env = training.cooperative_game_env(game, episode_length=25)
+        trainer = training.make_train(training.MARLConfig(algorithm="happo", total_steps=3200 * 10), env)
+        one = throughput(trainer, 1, 10)
+        many = throughput(trainer, seeds, 10)
+        print(f"| {label} | {path} | {one:,.0f} | {many:,.0f} | {many / one:.2f} |")
+    print("With a batched agent order, `lax.switch` becomes a select that runs all n branches.")
+
+
+def mabrax(scenario: str = "halfcheetah_6x1") -> None:
+    """Throughput on JaxMARL's multi-agent MuJoCo (needs the `mabrax` extra)."""
+    env = training.mabrax_env(scenario, 1000)
+    print()
+    print(f"# MARL training throughput, MABrax {scenario} ({env.num_agents} agents, continuous), {machine()}")
+    print("| algorithm | 1 seed, 64 envs × 100 steps (steps/s) | 3 seeds by vmap (steps/s, total) |")
+    print("|---|---|---|")
+    for algo in training.ALGORITHMS:
+        config = training.MARLConfig(algorithm=algo, total_steps=6400 * 4, num_envs=64, num_steps=100)
+        trainer = training.make_train(config, env)
+        one = throughput(trainer, 1, 2)
+        three = throughput(trainer, 3, 2)
+        print(f"| {algo.upper()} | {one:,.0f} | {three:,.0f} |")
+    print("The authors do not report throughput for multi-agent MuJoCo.")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    with jax.numpy_dtype_promotion("standard"):
+        if "--mixed" in sys.argv:
+            mixed_agents()
+        elif "--mabrax" in sys.argv:
+            mabrax()
+        else:
+            main()
+            mixed_agents()

@@ -103,6 +103,7 @@ def run_share(args: argparse.Namespace, process_id: int, num_processes: int) -> 
     import numpy as np
 
     import reference as rf
+    from reference import training
 
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,22 +112,22 @@ def run_share(args: argparse.Namespace, process_id: int, num_processes: int) -> 
     path = out / f"results-{process_id}.jsonl"
     if args.env == "simple_spread":
         try:
-            env = rf.simple_spread_env(3, 25)
+            env = training.simple_spread_env(3, 25)
         except ImportError as err:
             fail(str(err))
         num_steps = 25
     else:
-        env = rf.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
+        env = training.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
         num_steps = 8
     compiled: dict[str, Any] = {}  # one jitted trainer per configuration: its seeds share the compilation
     for job in mine:
         if job_key(job) in done:
             continue
         params = {"num_envs": args.num_envs, **job["params"]}
-        cfg = rf.MARLConfig(algorithm=job["algo"], total_steps=args.total_steps, num_steps=num_steps, **params)
+        cfg = training.MARLConfig(algorithm=job["algo"], total_steps=args.total_steps, num_steps=num_steps, **params)
         name = repr(cfg)
         if name not in compiled:
-            compiled[name] = jax.jit(rf.make_train(cfg, env))
+            compiled[name] = jax.jit(training.make_train(cfg, env))
         start = time.perf_counter()
         _, metrics = jax.block_until_ready(compiled[name](jax.random.key(job["seed"])))
         seconds = time.perf_counter() - start
@@ -248,12 +249,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--process-id", type=int, help="this process's index, 0 … N − 1 (cluster use)")
     parser.add_argument("--report", action="store_true", help="only write the table and curves of saved results")
     args = parser.parse_args(argv)
-    import reference as rf
+    from reference import training
 
     args.algos = [a.strip() for a in args.algos.split(",") if a.strip()]
-    unknown = [a for a in args.algos if a not in rf.ALGORITHMS]
+    unknown = [a for a in args.algos if a not in training.ALGORITHMS]
     if unknown or not args.algos:
-        parser.error(f"--algos: unknown {unknown or args.algos}; choose from {', '.join(rf.ALGORITHMS)}")
+        parser.error(f"--algos: unknown {unknown or args.algos}; choose from {', '.join(training.ALGORITHMS)}")
     for flag, value in (("--seeds", args.seeds), ("--num-envs", args.num_envs), ("--total-steps", args.total_steps)):
         if value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")

@@ -37,8 +37,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import reference as rf
+from reference import training
 
-ENVS = ("simple_spread", "parameter_sharing")
+MABRAX = ("halfcheetah_6x1", "ant_4x2", "hopper_3x1", "walker2d_2x3")  # JaxMARL MABrax (the `mabrax` extra)
+ENVS = ("simple_spread", "parameter_sharing", *MABRAX)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -54,23 +56,33 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+def rollout_length(env: str) -> int:
+    """Steps per environment per iteration: a 25-step MPE episode, 100 of a 1,000-step MuJoCo one."""
+    return 25 if env == "simple_spread" else 100 if env in MABRAX else 8
+
+
 def steps_per_iteration(env: str, num_envs: int) -> int:
-    return num_envs * (25 if env == "simple_spread" else 8)
+    return num_envs * rollout_length(env)
 
 
-def make_env(env: str, n_agents: int) -> rf.MultiAgentEnv:
+def make_env(env: str, n_agents: int) -> training.MultiAgentEnv:
     if env == "simple_spread":
         try:
-            return rf.simple_spread_env(n_agents, 25)
+            return training.simple_spread_env(n_agents, 25)
         except ImportError as err:
             fail(str(err))
-    return rf.cooperative_game_env(rf.parameter_sharing_game(n_agents), episode_length=1)
+    if env in MABRAX:
+        try:
+            return training.mabrax_env(env, 1000)
+        except ImportError as err:
+            fail(str(err))
+    return training.cooperative_game_env(rf.parameter_sharing_game(n_agents), episode_length=1)
 
 
-def make_config(env: str, algo: str, total_steps: int, num_envs: int) -> rf.MARLConfig:
+def make_config(env: str, algo: str, total_steps: int, num_envs: int) -> training.MARLConfig:
     # Proposition 1's one-shot game: γ irrelevant (every episode is one step), short rollouts.
-    num_steps = 25 if env == "simple_spread" else 8
-    return rf.MARLConfig(algorithm=algo, total_steps=total_steps, num_envs=num_envs, num_steps=num_steps)
+    num_steps = rollout_length(env)
+    return training.MARLConfig(algorithm=algo, total_steps=total_steps, num_envs=num_envs, num_steps=num_steps)
 
 
 def save_curves(path: pathlib.Path, steps: list, returns: list, seconds: float, seeds: int) -> None:
@@ -128,7 +140,7 @@ def supervise(args: argparse.Namespace) -> NoReturn:
         if peer
         else f"the process ended with status {code}"
     )
-    algos = rf.ALGORITHMS if args.algo == "all" else (args.algo,)
+    algos = training.ALGORITHMS if args.algo == "all" else (args.algo,)
     kept = ", ".join(str(out / f"{args.env}_{a}.eqx") for a in algos if (out / f"{args.env}_{a}.eqx").exists())
     if kept:
         fail(f"{why}; details in {log}; the last checkpoint, {kept}, is complete: --resume continues from it.")
@@ -174,10 +186,10 @@ def train(args: argparse.Namespace, algo: str) -> None:
     seconds = 0.0
     if args.resume:
         header = checkpoint_or_fail(f"{stem}.eqx")
-        cfg = rf.MARLConfig(**header["config"])
+        cfg = training.MARLConfig(**header["config"])
         if header["metadata"] != meta:
             fail(f"{stem}.eqx was trained on {header['metadata']}, not {meta}.")
-        trainer = rf.make_train(cfg, make_env(args.env, args.n_agents))
+        trainer = training.make_train(cfg, make_env(args.env, args.n_agents))
         state = load_or_fail(trainer, f"{stem}.eqx")
         seeds = header["num_seeds"]
         done = header["steps"] // cfg.steps_per_iteration
@@ -188,7 +200,7 @@ def train(args: argparse.Namespace, algo: str) -> None:
             seconds = float(data["seconds"])
     else:
         cfg = make_config(args.env, algo, args.total_steps, args.num_envs)
-        trainer = rf.make_train(cfg, make_env(args.env, args.n_agents))
+        trainer = training.make_train(cfg, make_env(args.env, args.n_agents))
         seeds = args.seeds
         state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(args.seed), seeds))
         done = 0
@@ -215,7 +227,7 @@ def train(args: argparse.Namespace, algo: str) -> None:
         )
 
     try:
-        rf.train_in_chunks(
+        training.train_in_chunks(
             trainer,
             state,
             num_iterations=total - done,
@@ -224,7 +236,7 @@ def train(args: argparse.Namespace, algo: str) -> None:
             metadata=meta,
             on_chunk=report,
         )
-    except rf.TrainingError as err:
+    except training.TrainingError as err:
         fail(str(err))
     except Exception as err:
         if jax.process_count() == 1:
@@ -240,22 +252,22 @@ def train(args: argparse.Namespace, algo: str) -> None:
 
 def checkpoint_or_fail(path: str) -> dict:
     try:
-        return rf.checkpoint_header(path)
-    except rf.CheckpointError as err:
+        return training.checkpoint_header(path)
+    except training.CheckpointError as err:
         fail(str(err))
 
 
-def load_or_fail(trainer: rf.Trainer, path: str) -> Any:
+def load_or_fail(trainer: training.Trainer, path: str) -> Any:
     try:
         return trainer.load(path)
-    except rf.CheckpointError as err:
+    except training.CheckpointError as err:
         fail(str(err))
 
 
 def evaluate(args: argparse.Namespace) -> None:
     """Reload a checkpoint (its own configuration) and report the mean return of fresh episodes."""
     header = checkpoint_or_fail(args.evaluate)
-    cfg = rf.MARLConfig(**header["config"])
+    cfg = training.MARLConfig(**header["config"])
     meta = header["metadata"]
     given = {"--algo": (args.algo, cfg.algorithm), "--env": (args.env, meta.get("env"))}
     given |= {"--seeds": (args.seeds, header["num_seeds"]), "--n-agents": (args.n_agents, meta.get("n_agents"))}
@@ -264,7 +276,7 @@ def evaluate(args: argparse.Namespace) -> None:
         fail(f"{args.evaluate} does not match {', '.join(clash)}; drop those flags: the checkpoint carries them.")
     if meta.get("env") not in ENVS or not isinstance(meta.get("n_agents"), int):
         fail(f"{args.evaluate} does not say which environment it was trained on.")
-    trainer = rf.make_train(cfg, make_env(meta["env"], meta["n_agents"]))
+    trainer = training.make_train(cfg, make_env(meta["env"], meta["n_agents"]))
     state = load_or_fail(trainer, args.evaluate)
     seeds = header["num_seeds"]
     keys = jax.random.split(jax.random.key(args.seed + 1), seeds)
@@ -285,7 +297,7 @@ def plot(args: argparse.Namespace) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     found = 0
-    for i, algo in enumerate(rf.ALGORITHMS):
+    for i, algo in enumerate(training.ALGORITHMS):
         path = out / f"{args.env}_{algo}.npz"
         if not path.exists():
             continue
@@ -299,7 +311,10 @@ def plot(args: argparse.Namespace) -> None:
         ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.2)
     if not found:
         fail(f"no saved runs of {args.env} in {out}/ (train first, or pass --out).")
-    if args.env == "simple_spread":
+    if args.env in MABRAX:
+        ax.set_ylabel("episode return (1,000 steps)")
+        ax.set_title(f"MABrax {args.env}")
+    elif args.env == "simple_spread":
         ax.axhline(-80, color="grey", ls=":", label="uniform random ≈ −80")
         ax.axhline(-58, color="black", ls="--", lw=0.8, label="MAPPO published ≈ −58")
         ax.set_ylabel("episode return, summed over agents (25 steps)")
@@ -321,7 +336,7 @@ def plot(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algo", choices=[*rf.ALGORITHMS, "all"], default=None, help="default happo")
+    parser.add_argument("--algo", choices=[*training.ALGORITHMS, "all"], default=None, help="default happo")
     parser.add_argument("--env", choices=ENVS, default=None, help="default simple_spread")
     parser.add_argument("--n-agents", type=int, default=None, help="3 for simple_spread, 4 for the game")
     parser.add_argument("--total-steps", type=int, default=10_000_000, help="environment steps per seed")
@@ -357,9 +372,11 @@ def main() -> None:
     args.algo = args.algo or "happo"
     args.env = args.env or "simple_spread"
     args.seeds = 4 if args.seeds is None else args.seeds
+    if args.env in MABRAX and args.n_agents is not None:
+        parser.error(f"--n-agents does not apply to {args.env} (its split fixes the agents)")
     if args.n_agents is None:
         args.n_agents = 3 if args.env == "simple_spread" else 4
-    minimum_agents = 1 if args.env == "simple_spread" else 2
+    minimum_agents = 1 if args.env != "parameter_sharing" else 2
     if args.n_agents < minimum_agents or (args.env == "parameter_sharing" and args.n_agents % 2):
         parser.error(
             f"--n-agents must be {'an even number >= 2' if minimum_agents == 2 else '>= 1'}, got {args.n_agents}"
@@ -376,7 +393,7 @@ def main() -> None:
         plot(args)
         return
     start_distributed(args)  # before any other JAX call
-    for algo in rf.ALGORITHMS if args.algo == "all" else (args.algo,):
+    for algo in training.ALGORITHMS if args.algo == "all" else (args.algo,):
         train(args, algo)
     if is_main():
         plot(args)

@@ -45,6 +45,7 @@ import numpy as np
 import pytest
 
 import reference as rf
+from reference import training
 
 pytestmark = [
     pytest.mark.slow,  # subprocesses: in the thorough profile (CI), not the quick one
@@ -131,9 +132,10 @@ def _wait_all(procs: list[subprocess.Popen[str]], timeout: float) -> list[tuple[
 def _state(out: pathlib.Path) -> tuple[list[np.ndarray], np.ndarray, int]:
     """The checkpoint's arrays, the curves' returns and the steps, read in THIS process (one device)."""
     path = out / "parameter_sharing_happo.eqx"
-    header = rf.checkpoint_header(path)
-    trainer = rf.make_train(
-        rf.MARLConfig(**header["config"]), rf.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1)
+    header = training.checkpoint_header(path)
+    trainer = training.make_train(
+        training.MARLConfig(**header["config"]),
+        training.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1),
     )
     with jax.enable_x64(True):
         state = trainer.load(path)
@@ -144,7 +146,7 @@ def _state(out: pathlib.Path) -> tuple[list[np.ndarray], np.ndarray, int]:
     return leaves, curves, header["steps"]
 
 
-def _adam_bound(config: rf.MARLConfig, num_agents: int) -> float:
+def _adam_bound(config: training.MARLConfig, num_agents: int) -> float:
     """S · lr · 2γ_{n−1} · G / (4ε): the worst case derived in the module docstring (G = 1, ε = 1e-8)."""
     n = config.num_envs * config.num_steps
     u = 2.0**-53
@@ -187,8 +189,8 @@ def test_two_processes_equal_one_process_with_two_devices_and_with_one(tmp_path,
     np.testing.assert_array_equal(got_curves, ref_curves)
 
     single, single_curves, single_steps = _state(one_device)
-    header = rf.checkpoint_header(two_device_run / "parameter_sharing_happo.eqx")
-    bound = _adam_bound(rf.MARLConfig(**header["config"]), num_agents=2)
+    header = training.checkpoint_header(two_device_run / "parameter_sharing_happo.eqx")
+    bound = _adam_bound(training.MARLConfig(**header["config"]), num_agents=2)
     assert 1e-9 < bound < 1e-5  # the derivation's number for this configuration
     assert single_steps == ref_steps
     np.testing.assert_allclose(single_curves, ref_curves, rtol=1e-12, atol=0)
@@ -215,7 +217,7 @@ def test_a_killed_process_stops_the_other_with_one_line_and_the_run_resumes(tmp_
     assert len(lines) == 1, err[-2000:]
     assert str(checkpoint) in lines[0] and "--resume" in lines[0]
     assert waited < PEER_TIMEOUT + 60
-    stopped_at = rf.checkpoint_header(checkpoint)["steps"]
+    stopped_at = training.checkpoint_header(checkpoint)["steps"]
     assert 0 < stopped_at < ITERATIONS * NUM_ENVS * NUM_STEPS, "the run ended before the kill"
 
     results = _wait_all(_start_two(out, "--resume"), timeout=600)

@@ -603,6 +603,26 @@ def test_multi_agent_objectives_arguments():
     refuses(r"happo_objective: `epsilon`", rf.happo_objective, jnp.ones(3), jnp.ones(3), -0.1)
 
 
+def test_gaussian_and_haa2c_arguments():
+    """The diagonal-Gaussian functions refuse a non-finite mean, log-std or action and the HAA2C
+    objective a negative ratio or a non-finite factor, in every mode (one bad member under vmap)."""
+    mean, log_std, action = jnp.ones(2), jnp.zeros(2), jnp.ones(2)
+    bad_std = jnp.asarray([0.0, jnp.nan])
+    refuses(r"gaussian_log_prob: `log_std` must be finite", rf.gaussian_log_prob, mean, bad_std, action,
+            good=(mean, log_std, action))  # fmt: skip
+    refuses(r"gaussian_log_prob: `action` must be finite", rf.gaussian_log_prob, mean, log_std,
+            jnp.asarray([jnp.inf, 0.0]), good=(mean, log_std, action))  # fmt: skip
+    refuses(r"gaussian_entropy: `log_std` must be finite", rf.gaussian_entropy, bad_std, good=(log_std,))
+    refuses(r"gaussian_kl: `mean_q` must be finite", rf.gaussian_kl, mean, log_std, jnp.asarray([1.0, jnp.nan]),
+            log_std, good=(mean, log_std, mean, log_std))  # fmt: skip
+    refuses(r"gaussian_kl: `log_std_p` must be finite", rf.gaussian_kl, mean, bad_std, mean, log_std,
+            good=(mean, log_std, mean, log_std))  # fmt: skip
+    refuses(r"haa2c_objective: `ratio` must be >= 0", rf.haa2c_objective, jnp.asarray([-1.0, 1.0]), jnp.ones(2),
+            good=(jnp.ones(2), jnp.ones(2)))  # fmt: skip
+    refuses(r"haa2c_objective: `factor` must be finite", rf.haa2c_objective, jnp.ones(2),
+            jnp.asarray([jnp.nan, 1.0]), good=(jnp.ones(2), jnp.ones(2)))  # fmt: skip
+
+
 def test_sequential_updates_check_their_batch():
     params = (jnp.zeros((2, 2)), jnp.zeros((2, 3)))
     fns = (lambda p, o: jax.nn.log_softmax(o @ p, -1),) * 2

@@ -361,7 +361,7 @@ def test_hatrpo_update_is_sequential_with_the_product_factor(n, seed, one_fn):
     ours = rf.hatrpo_update(key, params, fns, obs, acts, old, adv, delta)
     order = _assert_matches_exactly_one_order(ours, by_order)
     # the order is the documented draw from the key (a fixed or reversed order is refused)
-    assert order == tuple(int(i) for i in jax.random.permutation(key, n))
+    assert order == tuple(int(i) for i in jax.random.permutation(jax.random.split(key)[0], n))
     _, seen = by_order[order]
     for i, M in zip(order, seen, strict=True):
         assert float(surrogate(i, M)(ours[i])) >= float(surrogate(i, M)(params[i]))

@@ -18,16 +18,17 @@ from hypothesis import given
 
 import reference as rf
 from proofs_as_tests.strategies import at_most
+from reference import training
 from reference.testing import reference_gae, trajectories
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 standard_promotion = jax.numpy_dtype_promotion("standard")  # optax's Adam mixes int32 counts with floats
 
 
-def game_trainer(algorithm: str, n: int = 4, total_steps: int = 512 * 30, **overrides) -> rf.Trainer:
-    env = rf.cooperative_game_env(rf.parameter_sharing_game(n), episode_length=1)
-    cfg = rf.MARLConfig(algorithm=algorithm, total_steps=total_steps, num_envs=64, num_steps=8, **overrides)
-    return rf.make_train(cfg, env)
+def game_trainer(algorithm: str, n: int = 4, total_steps: int = 512 * 30, **overrides) -> training.Trainer:
+    env = training.cooperative_game_env(rf.parameter_sharing_game(n), episode_length=1)
+    cfg = training.MARLConfig(algorithm=algorithm, total_steps=total_steps, num_envs=64, num_steps=8, **overrides)
+    return training.make_train(cfg, env)
 
 
 @at_most(25)
@@ -38,9 +39,9 @@ def test_trainer_advantages_and_critic_targets(traj):
     critic regresses on the λ-returns Â_t + V(s_t). The expected values come from
     `reference.testing.reference_gae`, a numpy loop proved against the forward sums."""
     T, E = traj.rewards.shape
-    env = rf.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1)
-    cfg = rf.MARLConfig(total_steps=E * T, num_envs=E, num_steps=T, gamma=traj.gamma, gae_lambda=traj.lam)
-    trainer = rf.make_train(cfg, env)
+    env = training.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1)
+    cfg = training.MARLConfig(total_steps=E * T, num_envs=E, num_steps=T, gamma=traj.gamma, gae_lambda=traj.lam)
+    trainer = training.make_train(cfg, env)
     advantages, targets = trainer.advantages_and_targets(
         jnp.asarray(traj.rewards),
         jnp.asarray(traj.values[:-1]),
@@ -79,11 +80,11 @@ def test_happo_with_one_agent_trains_exactly_like_ppo():
     `mappo_objective` = PPO-clip) from the same key produce the same parameters iteration after
     iteration (same rollouts, same Adam steps; equal up to summation order)."""
     game = rf.random_game(jax.random.key(3), 3, (4,), 0.9)
-    env = rf.cooperative_game_env(game, episode_length=5)
+    env = training.cooperative_game_env(game, episode_length=5)
     configs = [
-        rf.MARLConfig(algorithm=a, total_steps=32 * 10 * 4, num_envs=32, num_steps=10) for a in ("happo", "mappo")
+        training.MARLConfig(algorithm=a, total_steps=32 * 10 * 4, num_envs=32, num_steps=10) for a in ("happo", "mappo")
     ]
-    happo, ppo = (rf.make_train(cfg, env) for cfg in configs)
+    happo, ppo = (training.make_train(cfg, env) for cfg in configs)
     s_h, s_p = happo.init(jax.random.key(0)), ppo.init(jax.random.key(0))
     step_h, step_p = jax.jit(happo.step), jax.jit(ppo.step)
     for _ in range(4):
@@ -111,10 +112,15 @@ def test_hatrpo_training_steps_respect_the_kl_threshold():
     step = jax.jit(trainer.step)
     obs = jax.vmap(trainer.env.reset)(jax.random.split(jax.random.key(1), 1))[0]
     moved = 0.0
+
+    def log_probs(params):
+        n = trainer.env.num_agents
+        return [jax.nn.log_softmax(trainer.policy(i).apply(params[i], obs[:, i])) for i in range(n)]
+
     for _ in range(5):
-        old = trainer.log_probs(state.actor_params, obs)
+        old = log_probs(state.actor_params)
         state, _ = step(state)
-        new = trainer.log_probs(state.actor_params, obs)
+        new = log_probs(state.actor_params)
         for lp_old, lp_new in zip(old, new, strict=True):
             kl = float(rf.kl_divergence(jnp.exp(lp_old), jnp.exp(lp_new))[0])
             assert kl <= delta * (1 + 1e-6)
@@ -153,10 +159,10 @@ def test_simple_spread_short_run_beats_random():
     episode per 25-step rollout), a first iteration near the uniform-random return (≈ −80), and a
     short MAPPO run (fixed seed) whose last iterations are far better than its first."""
     pytest.importorskip("jaxmarl")
-    env = rf.simple_spread_env()
+    env = training.simple_spread_env()
     assert (env.num_agents, env.obs_size, env.action_sizes) == (3, 18, (5, 5, 5))
-    cfg = rf.MARLConfig(algorithm="mappo", total_steps=64 * 25 * 40, num_envs=64, num_steps=25, actor_lr=1e-3)
-    _, metrics = jax.jit(rf.make_train(cfg, env))(jax.random.key(0))
+    cfg = training.MARLConfig(algorithm="mappo", total_steps=64 * 25 * 40, num_envs=64, num_steps=25, actor_lr=1e-3)
+    _, metrics = jax.jit(training.make_train(cfg, env))(jax.random.key(0))
     np.testing.assert_array_equal(metrics.episodes, 64)
     first, last = float(metrics.episode_return[0]), float(jnp.mean(metrics.episode_return[-5:]))
     assert -90 < first < -70
@@ -169,9 +175,9 @@ import jax, jax.numpy as jnp
 jax.config.update("jax_enable_x64", True)
 import reference as rf
 assert jax.device_count() == 2, jax.devices()
-env = rf.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
-cfg = rf.MARLConfig(algorithm="{algorithm}", total_steps=64 * 8 * 5, num_envs=64, num_steps=8)
-trainer = rf.make_train(cfg, env)
+env = training.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
+cfg = training.MARLConfig(algorithm="{algorithm}", total_steps=64 * 8 * 5, num_envs=64, num_steps=8)
+trainer = training.make_train(cfg, env)
 state, metrics = jax.jit(jax.vmap(trainer))(jax.random.split(jax.random.key(0), 2))
 print(json.dumps(dict(
     shard=trainer.shard_envs,
@@ -199,9 +205,9 @@ def test_training_shards_the_environments_over_two_devices(algorithm):
     two = json.loads(out.stdout.strip().splitlines()[-1])
     assert two["shard"] and two["devices"] == 2
 
-    env = rf.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
-    cfg = rf.MARLConfig(algorithm=algorithm, total_steps=64 * 8 * 5, num_envs=64, num_steps=8)
-    trainer = rf.make_train(cfg, env)
+    env = training.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
+    cfg = training.MARLConfig(algorithm=algorithm, total_steps=64 * 8 * 5, num_envs=64, num_steps=8)
+    trainer = training.make_train(cfg, env)
     assert not trainer.shard_envs  # this process has one device
     state, metrics = jax.jit(jax.vmap(trainer))(jax.random.split(jax.random.key(0), 2))
     np.testing.assert_allclose(two["returns"], metrics.episode_return, rtol=1e-9)
@@ -224,26 +230,26 @@ def test_training_shards_the_environments_over_two_devices(algorithm):
 def test_bad_training_configuration_is_refused(kwargs, match):
     """Bad hyper-parameters are refused when the configuration is built, naming the field."""
     with pytest.raises(ValueError, match=match):
-        rf.MARLConfig(**kwargs)
+        training.MARLConfig(**kwargs)
 
 
 def test_bad_training_inputs_are_refused():
     """`make_train` and the environments name the bad argument: a config that is not a MARLConfig,
     an object that is not an environment, MAPPO's shared actor over unequal action sets, a
     `cooperative_game_env` of something that is not a game, an episode length below 1."""
-    env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
+    env = training.cooperative_game_env(rf.parameter_sharing_game(2))
     with pytest.raises(TypeError, match="config"):  # our check, or the signature check that names it
-        rf.make_train({"algorithm": "happo"}, env)  # type: ignore[arg-type]
+        training.make_train({"algorithm": "happo"}, env)  # type: ignore[arg-type]
     with pytest.raises(Exception, match="env"):
-        rf.make_train(rf.MARLConfig(), object())  # type: ignore[arg-type]
-    uneven = rf.cooperative_game_env(rf.random_game(jax.random.key(0), 2, (2, 3), 0.9))
-    with pytest.raises(ValueError, match="MAPPO shares one actor"):
-        rf.make_train(rf.MARLConfig(algorithm="mappo"), uneven)
-    rf.make_train(rf.MARLConfig(algorithm="happo"), uneven)  # heterogeneous agents are fine for HAPPO
+        training.make_train(training.MARLConfig(), object())  # type: ignore[arg-type]
+    uneven = training.cooperative_game_env(rf.random_game(jax.random.key(0), 2, (2, 3), 0.9))
+    with pytest.raises(ValueError, match="'mappo' shares one actor"):
+        training.make_train(training.MARLConfig(algorithm="mappo"), uneven)
+    training.make_train(training.MARLConfig(algorithm="happo"), uneven)  # heterogeneous agents are fine for HAPPO
     with pytest.raises(TypeError, match="game"):
-        rf.cooperative_game_env("game")  # type: ignore[arg-type]
+        training.cooperative_game_env("game")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`episode_length` must be an integer >= 1"):
-        rf.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=0)
+        training.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=0)
 
 
 # Faults: checkpoints, resumption, NaN, the command line ------------------------------------
@@ -267,14 +273,14 @@ def test_resumed_run_continues_exactly_as_the_uninterrupted_run(tmp_path):
     trainer = game_trainer("happo", total_steps=512 * 4)
     keys = jax.random.split(jax.random.key(3), 2)
     state0 = jax.jit(jax.vmap(trainer.init))(keys)
-    full, history = rf.train_in_chunks(trainer, state0, num_iterations=4, chunk=2)
+    full, history = training.train_in_chunks(trainer, state0, num_iterations=4, chunk=2)
     path = tmp_path / "run.eqx"
-    _, first = rf.train_in_chunks(trainer, state0, num_iterations=2, chunk=2, checkpoint=path)
-    header = rf.checkpoint_header(path)
+    _, first = training.train_in_chunks(trainer, state0, num_iterations=2, chunk=2, checkpoint=path)
+    header = training.checkpoint_header(path)
     assert header["num_seeds"] == 2 and header["steps"] == 2 * 512
-    assert rf.MARLConfig(**header["config"]) == trainer.config
+    assert training.MARLConfig(**header["config"]) == trainer.config
     again = game_trainer("happo", total_steps=512 * 4)
-    resumed, second = rf.train_in_chunks(again, again.load(path), num_iterations=2, chunk=1)
+    resumed, second = training.train_in_chunks(again, again.load(path), num_iterations=2, chunk=1)
     whole = [np.asarray(m.episode_return) for m in history]
     parts = [np.asarray(m.episode_return) for m in first + second]
     np.testing.assert_array_equal(np.concatenate(whole, 1), np.concatenate(parts, 1))
@@ -314,13 +320,13 @@ def test_checkpoints_are_atomic_and_bad_files_are_one_clear_line(tmp_path, monke
         (foreign, "is not a checkpoint"),
     ]
     for bad, message in cases:
-        with pytest.raises(rf.CheckpointError, match=message) as info:
+        with pytest.raises(training.CheckpointError, match=message) as info:
             trainer.load(bad)
         assert str(bad) in str(info.value) and "\n" not in str(info.value)
     other = game_trainer("hatrpo", total_steps=512 * 2)
-    with pytest.raises(rf.CheckpointError, match=r"algorithm='happo' \(here 'hatrpo'\)"):
+    with pytest.raises(training.CheckpointError, match=r"algorithm='happo' \(here 'hatrpo'\)"):
         other.load(path)
-    with pytest.raises(rf.CheckpointError, match="holds 2 seeds, not 4"):
+    with pytest.raises(training.CheckpointError, match="holds 2 seeds, not 4"):
         trainer.load(path, num_seeds=4)
 
 
@@ -328,7 +334,7 @@ def eqx_tree_add(state, x):
     return jax.tree.map(lambda a: a + x if jnp.issubdtype(a.dtype, jnp.floating) else a, state)
 
 
-class NaNAfter(rf.CooperativeGameEnv):
+class NaNAfter(training.CooperativeGameEnv):
     """Proposition 1's game whose reward turns NaN after `after` steps of each environment."""
 
     after: int = 0
@@ -351,7 +357,7 @@ def test_nan_stops_training_naming_the_iteration_and_keeps_the_last_good_checkpo
     chunks of 2 iterations the first chunk is saved, the second fails inside (the traced check of
     GAE's rewards fires): `TrainingError` names iteration 4 and the checkpoint holding iteration 2,
     and that checkpoint is left as it was."""
-    base = rf.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1)
+    base = training.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1)
     env = NaNAfter(
         base.P,
         base.R,
@@ -362,16 +368,16 @@ def test_nan_stops_training_naming_the_iteration_and_keeps_the_last_good_checkpo
         base.action_sizes,
         after=8 * 3 + 2,
     )
-    cfg = rf.MARLConfig(algorithm="happo", total_steps=64 * 8 * 6, num_envs=64, num_steps=8)
-    trainer = rf.make_train(cfg, env)
+    cfg = training.MARLConfig(algorithm="happo", total_steps=64 * 8 * 6, num_envs=64, num_steps=8)
+    trainer = training.make_train(cfg, env)
     state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), 2))
     path = tmp_path / "run.eqx"
-    with pytest.raises(rf.TrainingError) as info:
-        rf.train_in_chunks(trainer, state, num_iterations=6, chunk=2, checkpoint=path)
+    with pytest.raises(training.TrainingError) as info:
+        training.train_in_chunks(trainer, state, num_iterations=6, chunk=2, checkpoint=path)
     message = str(info.value)
     assert message.startswith("training stopped at iteration 4: ")
     assert "`rewards` must be finite" in message and "holds iteration 2" in message and str(path) in message
-    assert rf.checkpoint_header(path)["steps"] == 2 * 64 * 8
+    assert training.checkpoint_header(path)["steps"] == 2 * 64 * 8
 
 
 CLI = pathlib.Path(__file__).resolve().parents[1] / "examples" / "train_marl.py"

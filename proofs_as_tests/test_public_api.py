@@ -8,6 +8,7 @@ import re
 import pytest
 
 import reference as rf
+from reference import training
 import reference.testing as rft
 
 # The public API's contract (code outside the project relies on it): name -> leading positional
@@ -114,11 +115,15 @@ def test_cited_proving_tests_exist(name):
 
 def test_api_page_lists_every_public_name():
     """docs/api.md lists every name of `reference.__all__` (and nothing else) above its
-    `reference.testing` section, and the public names of `reference.testing` in that section."""
+    `reference.training` section, the public names of `reference.training` in that section, and
+    those of `reference.testing` in the last one."""
     page = (TEST_DIR.parent / "docs" / "api.md").read_text()
-    flat, testing = page.split("## `reference.testing`", 1)
+    flat, rest = page.split("## `reference.training`", 1)
+    train, testing = rest.split("## `reference.testing`", 1)
     listed = set(re.findall(r"^\| \[`(\w+)`\]", flat, re.M))
     assert listed == set(rf.__all__), (set(rf.__all__) - listed, listed - set(rf.__all__))
+    assert set(re.findall(r"^\| \[`(\w+)`\]", train, re.M)) == set(training.__all__)
+    assert not set(training.__all__) & set(rf.__all__), "the flat namespace re-exports training names"
     documented = {"Conventions", "ConformanceError", "Trajectory", "trajectories", "agent_orders", "mdps"}
     documented |= {"policies", "policy_pairs", "games"} | {n for n in rft.__all__ if n.startswith("check_")}
     assert set(re.findall(r"^\| \[`(\w+)`\]", testing, re.M)) == documented

@@ -36,6 +36,7 @@ from ._markov_game import (
     check_policies,
 )
 from ._ppo import _check_epsilon, check_ratio, ppo_clip_objective
+from ._sequential import AgentBatch, Categorical, Policy, _alike, minibatch_epochs, sequential_update
 from ._trpo import _check_delta, trpo_update
 from ._trust_region import _exact_step, _penalty_from_advantages
 from ._types import Array, ArrayLike, Float, Int, ScalarLike
@@ -269,22 +270,179 @@ def haa2c_objective(ratio: Float[ArrayLike, "*batch"], factor: Float[ArrayLike, 
 
     **Arguments:** `ratio` of agent $i_m$ ($\ge 0$); `factor` $M^{i_{1:m}}$; same shape.
 
-        **Returns:** `[...]` (`proofs_as_tests/test_heterogeneous_agent.py::test_haa2c_with_one_agent_is_a2c`).
+    **Returns:** `[...]` (`proofs_as_tests/test_heterogeneous_agent.py::test_haa2c_with_one_agent_is_a2c`).
 
-        **Examples:**
+    **Examples:**
 
-        ```pycon
-        >>> import jax, jax.numpy as jnp, reference as rf
-        >>> rf.haa2c_objective(jnp.asarray([1.5, 0.5]), jnp.asarray([2.0, -2.0])).tolist()
-        [3.0, -1.0]
+    ```pycon
+    >>> import jax, jax.numpy as jnp, reference as rf
+    >>> rf.haa2c_objective(jnp.asarray([1.5, 0.5]), jnp.asarray([2.0, -2.0])).tolist()
+    [3.0, -1.0]
 
-        ```
+    ```
     """
     where = "haa2c_objective"
     r = check_ratio(as_float_array(ratio, "ratio"), "ratio", where)
     M = check_finite(as_float_array(factor, "factor", r.dtype), "factor", where)
     check_same_shape(r, M, ("ratio", "factor"), where)
     return r * M
+
+
+def clipped_surrogate_loss(
+    policy: Policy,
+    params: Params,
+    batch: AgentBatch,
+    factor: Array,
+    *,
+    clip_epsilon: ScalarLike,
+    entropy_coef: ScalarLike = 0.0,
+) -> Array:
+    r"""The loss PPO, MAPPO and HAPPO minimise: minus the clipped surrogate and the entropy bonus.
+
+    $$L(\theta) = -\frac1B\sum_{b=1}^B\Big[\min\big(r_b(\theta)M_b,\ \mathrm{clip}(r_b(\theta),1\pm\epsilon)M_b\big)
+      + c_H\,\mathcal H\big(\pi_\theta(\cdot\mid o_b)\big)\Big],\qquad
+      r_b(\theta) = \frac{\pi_\theta(a_b\mid o_b)}{\pi_{\theta_k}(a_b\mid o_b)}$$
+
+    with $M = \hat A$ for PPO (A33) and for MAPPO, whose shared actor sees the $n$ agents'
+    samples pooled into one batch of $nB$ (so the loss is minus `mappo_objective`'s mean over
+    samples, divided by $n$: A36), and $M = M^{i_{1:m}}$ for HAPPO's agent $i_m$ (A51,
+    `happo_objective`). Schulman et al. (2017); Yu et al. (2021); Kuba et al. (2022) eq. (11).
+
+    **Arguments:** `policy`, `params`; `batch` (an `AgentBatch`); `factor` `[B]`;
+    `clip_epsilon` $>0$, `entropy_coef` $c_H$ (keyword-only).
+
+    **Returns:** a scalar
+    (`proofs_as_tests/test_training.py::test_mappo_loss_is_the_pooled_clipped_surrogate`).
+    """
+    out = policy.apply(params, batch.observations)
+    ratio = jnp.exp(policy.family.log_prob(out, batch.actions) - batch.old_log_probs)
+    objective = jnp.mean(happo_objective(ratio, factor, clip_epsilon))
+    return -(objective + entropy_coef * jnp.mean(policy.family.entropy(out)))
+
+
+def a2c_surrogate_loss(
+    policy: Policy, params: Params, batch: AgentBatch, factor: Array, *, entropy_coef: ScalarLike = 0.0
+) -> Array:
+    r"""HAA2C's loss: minus the unclipped importance-weighted surrogate and the entropy bonus.
+
+    $$L(\theta) = -\frac1B\sum_{b=1}^B\Big[r_b(\theta)M_b + c_H\,\mathcal H\big(\pi_\theta(\cdot\mid o_b)\big)\Big]$$
+
+    (`haa2c_objective`, Notes A51a). At $\theta = \theta_k$ its gradient is
+    $-\frac1B\sum_b M_b\nabla\log\pi_\theta(a_b\mid o_b)$ (minus the entropy's): for one agent
+    ($M = \hat A$) the A2C policy gradient. HARL's `haa2c.py`.
+
+    **Returns:** a scalar (`proofs_as_tests/test_training.py::test_haa2c_with_one_agent_is_a2c_step_for_step`).
+    """
+    out = policy.apply(params, batch.observations)
+    ratio = jnp.exp(policy.family.log_prob(out, batch.actions) - batch.old_log_probs)
+    objective = jnp.mean(haa2c_objective(ratio, factor))
+    return -(objective + entropy_coef * jnp.mean(policy.family.entropy(out)))
+
+
+def ppo_agent_update(
+    key: Array,
+    policy: Policy,
+    params: Params,
+    opt_state: Any,
+    batch: AgentBatch,
+    factor: Array,
+    *,
+    optimizer: optax.GradientTransformation,
+    clip_epsilon: ScalarLike = 0.2,
+    num_epochs: int = 5,
+    num_minibatches: int = 1,
+    entropy_coef: ScalarLike = 0.0,
+) -> tuple[Params, Any]:
+    r"""One agent's HAPPO step (and MAPPO's, on the pooled batch): epochs of `clipped_surrogate_loss`.
+
+    `num_epochs` epochs of `num_minibatches` `optimizer` steps (`minibatch_epochs`) on
+    `clipped_surrogate_loss` with the factor $M$. Kuba et al. (2022) eq. (11), App. D.3;
+    Notes A51. An `AgentUpdate` for `sequential_update`.
+    """
+    loss = lambda q, idx: clipped_surrogate_loss(
+        policy, q, batch.take(idx), factor[idx], clip_epsilon=clip_epsilon, entropy_coef=entropy_coef
+    )
+    return minibatch_epochs(
+        key,
+        params,
+        opt_state,
+        loss,
+        optimizer,
+        batch_size=batch.size,
+        num_epochs=num_epochs,
+        num_minibatches=num_minibatches,
+    )
+
+
+def a2c_agent_update(
+    key: Array,
+    policy: Policy,
+    params: Params,
+    opt_state: Any,
+    batch: AgentBatch,
+    factor: Array,
+    *,
+    optimizer: optax.GradientTransformation,
+    num_epochs: int = 5,
+    num_minibatches: int = 1,
+    entropy_coef: ScalarLike = 0.0,
+) -> tuple[Params, Any]:
+    r"""One agent's HAA2C step: epochs of `a2c_surrogate_loss` with the factor $M$.
+
+    HARL's `haa2c.py` (the authors' third on-policy algorithm: HAPPO's scheme without the clip).
+    Notes A51a. An `AgentUpdate` for `sequential_update`.
+    """
+    loss = lambda q, idx: a2c_surrogate_loss(policy, q, batch.take(idx), factor[idx], entropy_coef=entropy_coef)
+    return minibatch_epochs(
+        key,
+        params,
+        opt_state,
+        loss,
+        optimizer,
+        batch_size=batch.size,
+        num_epochs=num_epochs,
+        num_minibatches=num_minibatches,
+    )
+
+
+def trpo_agent_update(
+    key: Array,
+    policy: Policy,
+    params: Params,
+    opt_state: Any,
+    batch: AgentBatch,
+    factor: Array,
+    *,
+    kl_threshold: ScalarLike = 0.01,
+    damping: ScalarLike = 0.1,
+    cg_steps: int = 10,
+    backtrack_ratio: float = 0.8,
+    max_backtracks: int = 10,
+    accept_ratio: float = 0.5,
+) -> tuple[Params, Any]:
+    r"""One agent's HATRPO step: `trpo_update` on the surrogate weighted by $M$, within the KL threshold.
+
+    $$\max_\theta\ \frac1B\sum_b r_b(\theta)M_b\quad\text{s.t.}\quad
+      \frac1B\sum_b D_{KL}\big(\pi_{\theta_k}(\cdot\mid o_b)\,\|\,\pi_\theta(\cdot\mid o_b)\big)\le\delta$$
+
+    with the policy family's exact KL (a sum over actions, or `gaussian_kl`). Kuba et al. (2022)
+    eqs. (7)–(10); Notes A45–A50. `opt_state` is passed through (a TRPO step keeps none); `key` is
+    unused. An `AgentUpdate` for `sequential_update`.
+    """
+    del key
+    obs, acts = batch.observations, batch.actions
+    old_out = jax.lax.stop_gradient(policy.apply(params, obs))
+
+    def surrogate(q: Params) -> Array:
+        return jnp.mean(jnp.exp(policy.log_prob(q, obs, acts) - batch.old_log_probs) * factor)
+
+    def kl(q: Params) -> Array:
+        return jnp.mean(policy.kl(old_out, q, obs))
+
+    new = trpo_update(
+        surrogate, kl, params, kl_threshold, damping, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
+    )
+    return new, opt_state
 
 
 def _check_batch(
@@ -326,11 +484,6 @@ def _check_batch(
     message = f"{where}: `old_log_probs` must be <= 0 (log-probabilities)"
     old = check_where(old, old, lambda xp, x: x > 0, message, "old_log_probs")
     return obs, acts, old, adv
-
-
-def _log_prob(policy_fn: PolicyFn, p: Params, obs: Array, acts: Array) -> Array:
-    logp = policy_fn(p, obs)
-    return jnp.take_along_axis(logp, acts[:, None], axis=-1)[:, 0]
 
 
 @jaxtyped(typechecker=beartype)
@@ -394,80 +547,28 @@ def hatrpo_update(
     obs, acts, old, adv = _check_batch(params, policy_fns, observations, actions, old_log_probs, advantages, where)
     delta = _check_delta(delta, where)
     n = len(params)
-
-    def update(fn: PolicyFn, p: Params, o: Array, a: Array, lp_old: Array, M: Array) -> tuple[Params, Array]:
-        old_logp_full = jax.lax.stop_gradient(fn(p, o))
-
-        def surrogate(q: Params) -> Array:
-            return jnp.mean(jnp.exp(_log_prob(fn, q, o, a) - lp_old) * M)
-
-        def kl(q: Params) -> Array:
-            return jnp.mean(jnp.sum(jnp.exp(old_logp_full) * (old_logp_full - fn(q, o)), axis=-1))
-
-        new_p = trpo_update(surrogate, kl, p, delta, damping, cg_steps, backtrack_ratio, max_backtracks, accept_ratio)
-        return new_p, M * jnp.exp(_log_prob(fn, new_p, o, a) - lp_old)
-
-    order = jax.random.permutation(key, n)
-    if _homogeneous(params, policy_fns, obs):
-        # One policy function and one parameter shape for all: gather the agent by index (vmap-safe).
-        fn, stacked, obs_all = policy_fns[0], _stack(params), jnp.stack(obs)
-
-        def indexed_step(m: Array, carry: tuple[Any, Array]) -> tuple[Any, Array]:
-            ps, M = carry
-            agent = order[m]
-            p, M = update(fn, _take(ps, agent), obs_all[agent], acts[:, agent], old[:, agent], M)
-            return _put(ps, agent, p), M
-
-        stacked, _ = jax.lax.fori_loop(0, n, indexed_step, (stacked, adv))
-        return _unstack(stacked, n)
-
-    def branch(agent: int) -> Callable[[tuple[Params, ...], Array], tuple[tuple[Params, ...], Array]]:
-        def switch_update(current: tuple[Params, ...], M: Array) -> tuple[tuple[Params, ...], Array]:
-            p, M = update(policy_fns[agent], current[agent], obs[agent], acts[:, agent], old[:, agent], M)
-            return tuple(p if i == agent else current[i] for i in range(n)), M
-
-        return switch_update
-
-    branches = [branch(i) for i in range(n)]
-
-    def agent_step(m: Array, carry: tuple[tuple[Params, ...], Array]) -> tuple[tuple[Params, ...], Array]:
-        current, M = carry
-        return jax.lax.switch(order[m], branches, current, M)
-
-    new, _ = jax.lax.fori_loop(0, n, agent_step, (tuple(params), adv))
+    update = partial(
+        trpo_agent_update,
+        kl_threshold=delta,
+        damping=damping,
+        cg_steps=cg_steps,
+        backtrack_ratio=backtrack_ratio,
+        max_backtracks=max_backtracks,
+        accept_ratio=accept_ratio,
+    )
+    policies, batches = _categorical_agents(policy_fns, obs, acts, old)
+    alike = _alike(policies, params, batches)
+    new, _ = sequential_update(key, update, policies, params, (None,) * n, batches, adv, agents_alike=alike)
     return new
 
 
-def _homogeneous(params: Sequence[Any], policy_fns: Sequence[Any], obs: Sequence[Array]) -> bool:
-    """Whether every agent has the same policy function object, parameter shapes and observation shape.
-
-    Their updates can then select the agent by index instead of `lax.switch` (which, under `vmap`
-    with a batched order, would run every agent's branch).
-    """
-    if any(f is not policy_fns[0] for f in policy_fns) or any(o.shape != obs[0].shape for o in obs):
-        return False
-    spec = lambda t: jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), t)
-    try:
-        first = spec(params[0])
-        return all(jax.tree.structure(p) == jax.tree.structure(params[0]) and spec(p) == first for p in params)
-    except TypeError:
-        return False
-
-
-def _stack(trees: Sequence[Any]) -> Any:
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def _unstack(tree: Any, n: int) -> tuple[Any, ...]:
-    return tuple(_take(tree, jnp.asarray(i)) for i in range(n))
-
-
-def _take(tree: Any, i: Array) -> Any:
-    return jax.tree.map(lambda x: x[i], tree)
-
-
-def _put(tree: Any, i: Array, value: Any) -> Any:
-    return jax.tree.map(lambda x, v: x.at[i].set(v), tree, value)
+def _categorical_agents(
+    policy_fns: Sequence[PolicyFn], obs: Sequence[Array], acts: Array, old: Array
+) -> tuple[tuple[Policy, ...], tuple[AgentBatch, ...]]:
+    """The flat updates' per-agent log-probability functions as `Policy`s, and their batches."""
+    policies = tuple(Policy(fn, Categorical()) for fn in policy_fns)
+    batches = tuple(AgentBatch(o, acts[:, i], old[:, i]) for i, o in enumerate(obs))
+    return policies, batches
 
 
 @jaxtyped(typechecker=beartype)
@@ -538,73 +639,14 @@ def happo_update(
         )
     if B % num_minibatches:
         raise ValueError(f"{where}: `num_minibatches` ({num_minibatches}) must divide the batch size B = {B}.")
-    size = B // num_minibatches
-    key_order, key_batches = jax.random.split(key)
-
-    def update(
-        fn: PolicyFn, agent: Array, p: Params, s: Any, o: Array, a: Array, lp_old: Array, M: Array
-    ) -> tuple[Params, Any, Array]:
-        def loss(q: Params, idx: Array) -> Array:
-            logp_all = fn(q, o[idx])
-            logp = jnp.take_along_axis(logp_all, a[idx][:, None], axis=-1)[:, 0]
-            ratio = jnp.exp(logp - lp_old[idx])
-            objective = jnp.mean(happo_objective(ratio, M[idx], epsilon))
-            entropy = -jnp.mean(jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1))
-            return -(objective + entropy_coef * entropy)
-
-        def epoch(e: Array, pc: tuple[Params, Any]) -> tuple[Params, Any]:
-            perm = jax.random.permutation(jax.random.fold_in(jax.random.fold_in(key_batches, agent), e), B)
-
-            def minibatch(b: Array, pc: tuple[Params, Any]) -> tuple[Params, Any]:
-                q, st = pc
-                idx = jax.lax.dynamic_slice_in_dim(perm, b * size, size)
-                grads = jax.grad(loss)(q, idx)
-                updates, st = optimizer.update(grads, st, q)
-                return optax.apply_updates(q, updates), st
-
-            return jax.lax.fori_loop(0, num_minibatches, minibatch, pc)
-
-        p, s = jax.lax.fori_loop(0, num_epochs, epoch, (p, s))
-        return p, s, M * jnp.exp(_log_prob(fn, p, o, a) - lp_old)
-
-    order = jax.random.permutation(key_order, n)
-    if _homogeneous(params, policy_fns, obs) and _homogeneous(opt_states, policy_fns, obs):
-        # One policy function and one parameter shape for all: gather the agent by index (vmap-safe).
-        fn, obs_all = policy_fns[0], jnp.stack(obs)
-
-        def indexed_step(m: Array, carry: Any) -> Any:
-            ps, ss, M = carry
-            agent = order[m]
-            p, s, M = update(
-                fn, agent, _take(ps, agent), _take(ss, agent), obs_all[agent], acts[:, agent], old[:, agent], M
-            )
-            return _put(ps, agent, p), _put(ss, agent, s), M
-
-        ps, ss, _ = jax.lax.fori_loop(0, n, indexed_step, (_stack(params), _stack(opt_states), adv))
-        return _unstack(ps, n), _unstack(ss, n)
-
-    def branch(agent: int) -> Callable[[Any], Any]:
-        def switch_update(carry: tuple[tuple[Params, ...], tuple[Any, ...], Array]) -> Any:
-            current, states, M = carry
-            p, s, M = update(
-                policy_fns[agent],
-                jnp.asarray(agent),
-                current[agent],
-                states[agent],
-                obs[agent],
-                acts[:, agent],
-                old[:, agent],
-                M,
-            )
-            replace = lambda xs, v: tuple(v if i == agent else xs[i] for i in range(n))
-            return replace(current, p), replace(states, s), M
-
-        return switch_update
-
-    branches = [branch(i) for i in range(n)]
-
-    def agent_step(m: Array, carry: Any) -> Any:
-        return jax.lax.switch(order[m], branches, carry)
-
-    new_params, new_states, _ = jax.lax.fori_loop(0, n, agent_step, (tuple(params), tuple(opt_states), adv))
-    return new_params, new_states
+    update = partial(
+        ppo_agent_update,
+        optimizer=optimizer,
+        clip_epsilon=epsilon,
+        num_epochs=num_epochs,
+        num_minibatches=num_minibatches,
+        entropy_coef=entropy_coef,
+    )
+    policies, batches = _categorical_agents(policy_fns, obs, acts, old)
+    alike = _alike(policies, params, opt_states, batches)
+    return sequential_update(key, update, policies, params, opt_states, batches, adv, agents_alike=alike)

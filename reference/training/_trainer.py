@@ -1,11 +1,11 @@
-r"""Notes §4 in practice: MAPPO, HAPPO and HATRPO trained end to end with neural policies.
+r"""Notes §4 in practice: MAPPO, HAPPO, HATRPO and HAA2C trained end to end with neural policies.
 
 The shape is purejaxrl's: `make_train(config, env)` returns `train`, and `train(key)` is the whole
 loop — rollout by `lax.scan` over `vmap`-ped environments, GAE, critic and per-agent actor updates —
 as one function that `jax.jit` compiles once and `jax.vmap` runs over seeds. The algorithmic parts
-are the library's own functions: `generalized_advantage_estimate` (A31), `mappo_objective` (A36),
-`happo_update` (A51, §D) and `hatrpo_update` (A45–A50, §D), which themselves use
-`happo_objective`, `happo_factor`'s sequential product and `trpo_update` (A26–A30).
+are the library's own functions: `generalized_advantage_estimate` (A31), `sequential_update` (§D)
+and the registered algorithms' agent updates (`ALGORITHMS`), built on `happo_objective`,
+`haa2c_objective` and `trpo_update`.
 
 Environments are anything with the small array interface of `MultiAgentEnv`: JaxMARL's
 cooperative navigation (`simple_spread_env`, needs the `marl` extra) and any finite
@@ -30,24 +30,28 @@ import optax
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from ._checks import TRACED, check_positive_int
-from ._heterogeneous_agent import happo_update, hatrpo_update, mappo_objective
-from ._markov_game import CooperativeGame
-from ._ppo import generalized_advantage_estimate
+from .._checks import TRACED, check_positive_int
+from .._markov_game import CooperativeGame
+from .._ppo import generalized_advantage_estimate
+from .._sequential import AgentBatch, Categorical, DiagonalGaussian, Policy, minibatch_epochs, sequential_update
+from ._algorithms import ALGORITHMS, Algorithm
 
 Array = jax.Array
-ALGORITHMS: tuple[str, ...] = ("mappo", "happo", "hatrpo")
 
 
 @runtime_checkable
 class MultiAgentEnv(Protocol):
     """The array interface `make_train` trains on (one environment; `make_train` `vmap`s it).
 
-    - `num_agents`, `obs_size` (every agent's observation is a vector of that size) and
-      `action_sizes` (discrete actions per agent);
+    - `num_agents`, `obs_size` (every agent's observation is a vector of that size; agents
+      whose observations are shorter are zero-padded, which changes no network's function:
+      the padded inputs meet weights whose gradient is zero) and `action_sizes` (per agent, the
+      number of discrete actions, or the dimension of continuous ones);
+    - optionally `continuous_actions: bool` (default `False`): the actions are real vectors;
     - `reset(key) -> (obs [n, obs_size], state)`;
-    - `step(key, state, actions [n]) -> (obs, state, team_reward [], done [])`, resetting by itself
-      when `done` (the returned `obs` is then the new episode's first observation).
+    - `step(key, state, actions) -> (obs, state, team_reward [], done [])`, `actions` `[n]` ints
+      or `[n, D]` floats (`D = max(action_sizes)`, an agent's own dimensions first), resetting by
+      itself when `done` (the returned `obs` is then the new episode's first observation).
     """
 
     num_agents: int
@@ -62,23 +66,44 @@ class MultiAgentEnv(Protocol):
 class JaxMARLEnv(eqx.Module):
     """A JaxMARL environment behind the `MultiAgentEnv` interface.
 
-    The team reward is the sum of the agents' rewards.
+    The team reward is the sum of the agents' rewards (for MABrax, each agent's reward is already
+    the team's, so their mean); shorter observations are zero-padded to `obs_size`.
     """
 
     env: Any = eqx.field(static=True)
     num_agents: int = eqx.field(static=True)
     obs_size: int = eqx.field(static=True)
     action_sizes: tuple[int, ...] = eqx.field(static=True)
+    continuous_actions: bool = eqx.field(static=True, default=False)
+    shared_reward: bool = eqx.field(static=True, default=False)
+
+    def _obs(self, obs: dict[str, Array]) -> Array:
+        rows = [obs[a] for a in self.env.agents]
+        return jnp.stack([jnp.pad(o, (0, self.obs_size - o.shape[-1])) for o in rows])
 
     def reset(self, key: Array) -> tuple[Array, Any]:
         obs, state = self.env.reset(key)
-        return jnp.stack([obs[a] for a in self.env.agents]), state
+        return self._obs(obs), state
 
     def step(self, key: Array, state: Any, actions: Array) -> tuple[Array, Any, Array, Array]:
-        acts = {a: actions[i] for i, a in enumerate(self.env.agents)}
+        if self.continuous_actions:
+            acts = {a: actions[i, : self.action_sizes[i]] for i, a in enumerate(self.env.agents)}
+        else:
+            acts = {a: actions[i] for i, a in enumerate(self.env.agents)}
         obs, state, rewards, dones, _ = self.env.step(key, state, acts)
         reward = sum(rewards[a] for a in self.env.agents)
-        return jnp.stack([obs[a] for a in self.env.agents]), state, jnp.asarray(reward), dones["__all__"]
+        if self.shared_reward:
+            reward = reward / self.num_agents
+        return self._obs(obs), state, jnp.asarray(reward), dones["__all__"]
+
+
+def _wrap_jaxmarl(env: Any, shared_reward: bool = False) -> JaxMARLEnv:
+    obs_spaces: list[Any] = [env.observation_space(a) for a in env.agents]
+    act_spaces: list[Any] = [env.action_space(a) for a in env.agents]
+    obs_size = max(int(space.shape[0]) for space in obs_spaces)
+    continuous = not hasattr(act_spaces[0], "n")
+    sizes = tuple(int(space.shape[0]) if continuous else int(space.n) for space in act_spaces)
+    return JaxMARLEnv(env, len(env.agents), obs_size, sizes, continuous, shared_reward)
 
 
 def simple_spread_env(num_agents: int = 3, episode_length: int = 25) -> JaxMARLEnv:
@@ -105,11 +130,37 @@ def simple_spread_env(num_agents: int = 3, episode_length: int = 25) -> JaxMARLE
     env = jaxmarl.make(
         "MPE_simple_spread_v3", num_agents=num_agents, num_landmarks=num_agents, max_steps=episode_length - 1
     )
-    spaces: list[Any] = [env.observation_space(a) for a in env.agents]
-    actions: list[Any] = [env.action_space(a) for a in env.agents]
-    obs_size = int(spaces[0].shape[0])
-    sizes = tuple(int(space.n) for space in actions)
-    return JaxMARLEnv(env, num_agents, obs_size, sizes)
+    return _wrap_jaxmarl(env)
+
+
+def mabrax_env(scenario: str = "halfcheetah_6x1", episode_length: int = 1000) -> JaxMARLEnv:
+    r"""Multi-agent MuJoCo on brax (JaxMARL's MABrax): each agent drives some of a robot's joints.
+
+    The continuous-control task of the HATRPO/HAPPO paper (Kuba et al. 2022, multi-agent MuJoCo):
+    `halfcheetah_6x1` splits HalfCheetah's 6 joints among 6 agents (one 1-D action each,
+    observations of 8–9 numbers: each agent sees its own joints and their neighbours'); `ant_4x2`,
+    `hopper_3x1`, `walker2d_2x3`, `humanoid_9|8` are JaxMARL's other splits. Agents differ: each
+    has its own body part and observation. Every agent is rewarded with the robot's forward-motion
+    reward; the team reward here is that reward (the mean of the agents' equal rewards):
+
+    $$r_t = \frac{x_{t+1}-x_t}{\Delta t} - c\,\lVert\mathbf a_t\rVert^2\ (+\ \text{healthy bonus})$$
+
+    Episodes last `episode_length` steps (1,000 in the paper). Needs the `mabrax` extra
+    (`pip install -e ".[mabrax]"`: JaxMARL and brax).
+    """
+    where = "mabrax_env"
+    check_positive_int(episode_length, "episode_length", where, 1)
+    try:
+        import jaxmarl
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise ImportError(f'{where} needs JaxMARL and brax: `pip install -e ".[mabrax]"`.') from err
+    try:
+        env = jaxmarl.make(scenario, episode_length=episode_length)
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise ImportError(f'{where} needs brax: `pip install -e ".[mabrax]"` ({err}).') from err
+    except ValueError as err:
+        raise ValueError(f"{where}: `scenario` {scenario!r} is not a MABrax scenario of JaxMARL ({err}).") from None
+    return _wrap_jaxmarl(env, shared_reward=True)
 
 
 class CooperativeGameEnv(eqx.Module):
@@ -161,7 +212,8 @@ def cooperative_game_env(game: CooperativeGame, episode_length: int = 1) -> Coop
 
     ```pycon
     >>> import jax, jax.numpy as jnp, reference as rf
-    >>> env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> from reference import training
+    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
     >>> obs, state = env.reset(jax.random.key(0))
     >>> obs.shape, env.action_sizes
     ((2, 1), (2, 2))
@@ -186,14 +238,15 @@ class MARLConfig:
     clip 10, 5 epochs of 1 minibatch, clip 0.2, entropy 0.01; HATRPO δ = 0.01, damping 0.1, 10 CG
     steps, backtracking ×0.8 up to 10 times, accept ratio 0.5.
 
-    - `algorithm`: `"mappo"` (one actor shared by all agents, `mappo_objective`), `"happo"`
-      (`happo_update`) or `"hatrpo"` (`hatrpo_update`).
+    - `algorithm`: a name in `ALGORITHMS` — `"mappo"` (one actor shared by all agents), `"happo"`,
+      `"hatrpo"`, `"haa2c"` (one actor per agent, `sequential_update`) — or an `Algorithm`.
     - `total_steps`: environment steps per seed (counting one step of all agents as one);
       the number of iterations is `total_steps // (num_envs · num_steps)`.
     - `hidden_size`, `num_layers`: the actors' and the critic's MLPs (tanh).
+    - `log_std_init`: the initial state-independent log-std of Gaussian actors (continuous actions).
     """
 
-    algorithm: str = "happo"
+    algorithm: str | Algorithm = "happo"
     total_steps: int = 10_000_000
     num_envs: int = 128
     num_steps: int = 25
@@ -216,11 +269,14 @@ class MARLConfig:
     max_backtracks: int = 10
     accept_ratio: float = 0.5
     normalize_advantages: bool = True
+    log_std_init: float = -0.5
 
     def __post_init__(self) -> None:
         where = "MARLConfig"
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"{where}: `algorithm` must be one of {ALGORITHMS}, but is {self.algorithm!r}.")
+        if not isinstance(self.algorithm, Algorithm) and self.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"{where}: `algorithm` must be one of {tuple(ALGORITHMS)} or an Algorithm, but is {self.algorithm!r}."
+            )
         for name in ("num_envs", "num_steps", "hidden_size", "num_layers", "num_epochs", "num_minibatches"):
             check_positive_int(getattr(self, name), name, where, 1)
         for name in ("critic_epochs", "cg_steps", "max_backtracks"):
@@ -238,11 +294,22 @@ class MARLConfig:
         for name in ("backtrack_ratio", "accept_ratio"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"{where}: `{name}` must be in (0, 1), but is {getattr(self, name)}.")
+        if not np.isfinite(self.log_std_init):
+            raise ValueError(f"{where}: `log_std_init` must be finite, but is {self.log_std_init}.")
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError(
                 f"{where}: `num_minibatches` ({self.num_minibatches}) must divide the batch "
                 f"num_envs · num_steps = {self.num_envs * self.num_steps}."
             )
+
+    @property
+    def algorithm_spec(self) -> Algorithm:
+        """The `Algorithm` named by `algorithm` (or `algorithm` itself)."""
+        return self.algorithm if isinstance(self.algorithm, Algorithm) else ALGORITHMS[self.algorithm]
+
+    @property
+    def algorithm_name(self) -> str:
+        return self.algorithm_spec.name
 
     @property
     def steps_per_iteration(self) -> int:
@@ -252,13 +319,20 @@ class MARLConfig:
     def num_iterations(self) -> int:
         return self.total_steps // self.steps_per_iteration
 
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as JSON-able values (the algorithm by its name), as checkpoints record them."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**fields, "algorithm": self.algorithm_name}
+
 
 class TrainState(eqx.Module):
     """Everything `train` carries between iterations (one seed; `vmap` adds a leading seed axis).
 
-    `actor_params`: per agent (one shared entry for MAPPO), the arrays of an equinox MLP;
-    `critic_params`: the centralised critic's arrays; `episode_return`: the running team return of
-    each environment's current episode; `steps`: environment steps so far.
+    `actor_params`: per agent (one shared entry for a shared-actor algorithm such as MAPPO), the
+    arrays of an equinox MLP (and, for continuous actions, the log-std); `actor_opt_states`: per
+    actor, `None` for an update without optimiser (HATRPO); `critic_params`: the centralised
+    critic's arrays; `episode_return`: the running team return of each environment's current
+    episode; `steps`: environment steps so far.
     """
 
     actor_params: tuple[Any, ...]
@@ -270,6 +344,24 @@ class TrainState(eqx.Module):
     episode_return: Array
     key: Array
     steps: Array
+
+
+class Transition(eqx.Module):
+    """One step of every environment, as a rollout records it (`lax.scan` stacks a time axis in front).
+
+    `obs [E, n, obs_size]` (before the step), `actions` (`[E, n]` ints, or `[E, n, D]` floats for
+    continuous actions, `D` the largest action size), `log_probs [E, n]` of the actions taken,
+    `value [E]` (the critic's $V$ of `obs`), `reward [E]` (the team's), `done [E]` (the episode
+    ended at this step) and `finished_return [E]` (the ended episode's return, else 0).
+    """
+
+    obs: Array
+    actions: Array
+    log_probs: Array
+    value: Array
+    reward: Array
+    done: Array
+    finished_return: Array
 
 
 class Metrics(eqx.Module):
@@ -298,40 +390,62 @@ class Trainer:
     ) -> None:
         self.config, self.env, self.shard_envs = config, env, shard_envs
         self.actor_static, self.critic_static = actor_static, critic_static
+        self.algorithm = config.algorithm_spec
+        self.continuous = _continuous(env)
+        self.num_actors = 1 if self.algorithm.shared_actor else env.num_agents
+        # One Policy object per kind of actor: agents whose networks have the same shapes share it,
+        # which lets `sequential_update` gather them by index (`agents_alike`).
+        policies: dict[int, Policy] = {}
+        for i in range(self.num_actors):
+            size = env.action_sizes[i]
+            if size not in policies:
+                policies[size] = _policy(actor_static[i], self.continuous)
+        self.policies = tuple(policies[env.action_sizes[i]] for i in range(self.num_actors))
+        self.agent_update, self.uses_optimizer = self.algorithm.bind(config, _actor_optimizer(config))
 
     def __repr__(self) -> str:
         return f"Trainer({self.config!r}, env={type(self.env).__name__}, shard_envs={self.shard_envs})"
 
     # ---- networks -------------------------------------------------------------------------
     def _actor_index(self, agent: int) -> int:
-        return 0 if self.config.algorithm == "mappo" else agent
+        return 0 if self.algorithm.shared_actor else agent
 
-    def policy_fn(self, agent: int) -> Callable[[Any, Array], Array]:
-        """`policy_fn(agent)(params, obs [B, obs_size]) -> log-probabilities [B, A_agent]`."""
-        static = self.actor_static[self._actor_index(agent)]
-
-        def fn(params: Any, obs: Array) -> Array:
-            model = eqx.combine(params, static)
-            return jax.nn.log_softmax(jax.vmap(model)(obs), axis=-1)
-
-        return fn
+    def policy(self, agent: int) -> Policy:
+        """Agent `agent`'s `Policy` (`Categorical` or `DiagonalGaussian`), applied to `[B, obs_size]`."""
+        return self.policies[self._actor_index(agent)]
 
     def value_fn(self, critic_params: Any, obs: Array) -> Array:
         """The centralised critic $V(s)$ of `obs [B, n, obs_size]` (the agents' observations joined)."""
         model = eqx.combine(critic_params, self.critic_static)
         return jax.vmap(model)(obs.reshape(obs.shape[0], -1))[:, 0]
 
-    def log_probs(self, actor_params: tuple[Any, ...], obs: Array) -> tuple[Array, ...]:
-        """Per agent, log-probabilities `[B, A_i]` for observations `obs [B, n, obs_size]`."""
-        n = self.env.num_agents
-        return tuple(self.policy_fn(i)(actor_params[self._actor_index(i)], obs[:, i]) for i in range(n))
+    def _act(self, actor_params: tuple[Any, ...], obs: Array, key: Array | None) -> tuple[Array, Array]:
+        """Actions (sampled with `key`, the most likely without) and their log-probabilities `[B, n]`."""
+        acts, logps = [], []
+        for i in range(self.env.num_agents):
+            policy = self.policy(i)
+            out = policy.apply(actor_params[self._actor_index(i)], obs[:, i])
+            a = policy.family.mode(out) if key is None else policy.family.sample(jax.random.fold_in(key, i), out)
+            acts.append(a)
+            logps.append(policy.family.log_prob(out, a))
+        return self._stack_actions(acts), jnp.stack(logps, -1)
+
+    def _stack_actions(self, acts: Sequence[Array]) -> Array:
+        if not self.continuous:
+            return jnp.stack(acts, -1)
+        width = max(self.env.action_sizes)
+        return jnp.stack([jnp.pad(a, ((0, 0), (0, width - a.shape[-1]))) for a in acts], 1)
+
+    def _agent_actions(self, acts: Array, agent: int) -> Array:
+        return acts[:, agent, : self.env.action_sizes[agent]] if self.continuous else acts[:, agent]
 
     def actions(self, actor_params: tuple[Any, ...], obs: Array, key: Array | None = None) -> Array:
-        """Actions `[B, n]` for `obs [B, n, obs_size]`: sampled with `key`, the most likely without."""
-        logps = self.log_probs(actor_params, obs)
-        if key is None:
-            return jnp.stack([jnp.argmax(lp, -1) for lp in logps], -1)
-        return _sample(logps, key)
+        """Actions for `obs [B, n, obs_size]`: sampled with `key`, the most likely (the mean) without.
+
+        `[B, n]` ints for discrete actions; `[B, n, D]` for continuous ones (`D` the largest action
+        size; an agent with fewer dimensions has zeros after its own).
+        """
+        return self._act(actor_params, obs, key)[0]
 
     # ---- the loop -------------------------------------------------------------------------
     def _constrain(self, tree: Any) -> Any:
@@ -344,13 +458,13 @@ class Trainer:
         """A fresh `TrainState`: new networks and optimisers, every environment reset."""
         cfg, env = self.config, self.env
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
-        actor_nets, critic_net = _networks(k_actor, k_critic, cfg, env)
-        actors = tuple(eqx.partition(a, eqx.is_array)[0] for a in actor_nets)
+        actor_nets, critic_net = _networks(k_actor, k_critic, cfg, env, self.num_actors)
+        actors = tuple(_actor_arrays(a, self.continuous, cfg, env.action_sizes[i]) for i, a in enumerate(actor_nets))
         critic = eqx.partition(critic_net, eqx.is_array)[0]
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, cfg.num_envs))
         obs, env_state = self._constrain((obs, env_state))
-        # HATRPO's actors take natural-gradient steps: no optimiser state.
-        actor_states = () if cfg.algorithm == "hatrpo" else tuple(_actor_optimizer(cfg).init(p) for p in actors)
+        optimizer = _actor_optimizer(cfg)
+        actor_states = tuple(optimizer.init(p) if self.uses_optimizer else None for p in actors)
         critic_state = _critic_optimizer(cfg).init(critic)
         return TrainState(
             actors,
@@ -364,47 +478,50 @@ class Trainer:
             jnp.zeros((), jnp.int32),
         )
 
-    def rollout_step(self, state: TrainState, key: Array) -> tuple[TrainState, tuple[Array, ...]]:
-        """One step of every environment.
-
-        Returns the new state and the transition
-        `(obs, actions, log_probs, value, reward, done, finished_return)`.
-        """
-        env, E = self.env, self.config.num_envs
+    def _env_step(
+        self, actor_params: tuple[Any, ...], obs: Array, env_state: Any, ret: Array, key: Array, greedy: bool = False
+    ) -> tuple[Array, Any, Array, Array, Array, Array, Array, Array]:
+        """Act in every environment and step it: the rollout's and `evaluate`'s one step."""
         k_act, k_env = jax.random.split(key)
-        logps = self.log_probs(state.actor_params, state.obs)
-        acts = _sample(logps, k_act)
-        lp = _chosen(logps, acts)
+        acts, lp = self._act(actor_params, obs, None if greedy else k_act)
+        E = obs.shape[0]
+        new_obs, env_state, reward, done = jax.vmap(self.env.step)(jax.random.split(k_env, E), env_state, acts)
+        reward = reward.astype(ret.dtype)
+        ret, finished = _end_episodes(ret, reward, done)
+        return new_obs, env_state, ret, acts, lp, reward, done, finished
+
+    def rollout_step(self, state: TrainState, key: Array) -> tuple[TrainState, Transition]:
+        """One step of every environment: the new state and the `Transition`."""
         value = self.value_fn(state.critic_params, state.obs)
-        obs, env_state, reward, done = jax.vmap(env.step)(jax.random.split(k_env, E), state.env_state, acts)
-        reward = reward.astype(state.episode_return.dtype)
-        ret, finished = _end_episodes(state.episode_return, reward, done)
+        obs, env_state, ret, acts, lp, reward, done, finished = self._env_step(
+            state.actor_params, state.obs, state.env_state, state.episode_return, key
+        )
         new = eqx.tree_at(lambda s: (s.env_state, s.obs, s.episode_return), state, (env_state, obs, ret))
-        return new, (state.obs, acts, lp, value, reward, done, finished)
+        return new, Transition(state.obs, acts, lp, value, reward, done, finished)
 
     def step(self, state: TrainState) -> tuple[TrainState, Metrics]:
         """One iteration: `num_steps` steps of every environment, GAE, the critic's and the actors' updates."""
         cfg = self.config
         key, k_roll, k_update = jax.random.split(state.key, 3)
         state = eqx.tree_at(lambda s: (s.env_state, s.obs), state, self._constrain((state.env_state, state.obs)))
-        state, traj = jax.lax.scan(lambda s, k: self.rollout_step(s, k), state, jax.random.split(k_roll, cfg.num_steps))
-        obs, acts, old_lp, values, rewards, dones, finished = traj
+        state, traj = jax.lax.scan(self.rollout_step, state, jax.random.split(k_roll, cfg.num_steps))
         last_value = self.value_fn(state.critic_params, state.obs)
-        advantages, targets = self.advantages_and_targets(rewards, values, last_value, dones)
+        advantages, targets = self.advantages_and_targets(traj.reward, traj.value, last_value, traj.done)
 
         B = cfg.steps_per_iteration
         flat = lambda x: x.reshape(B, *x.shape[2:])
-        obs, acts, old_lp, advantages, targets = map(flat, (obs, acts, old_lp, advantages, targets))
+        columns = (traj.obs, traj.actions, traj.log_probs, advantages, targets)
+        obs, acts, old_lp, advantages, targets = map(flat, columns)
         if cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         k_critic, k_actor = jax.random.split(k_update)
         critic, critic_state = self._update_critic(k_critic, state.critic_params, state.critic_opt_state, obs, targets)
-        actors, actor_states = self._update_actors(
+        actors, actor_states = self.update_actors(
             k_actor, state.actor_params, state.actor_opt_states, obs, acts, old_lp, advantages
         )
         steps = state.steps + B
-        count = jnp.sum(dones)
-        mean_return = jnp.where(count > 0, jnp.sum(finished) / jnp.maximum(count, 1), jnp.nan)
+        count = jnp.sum(traj.done)
+        mean_return = jnp.where(count > 0, jnp.sum(traj.finished_return) / jnp.maximum(count, 1), jnp.nan)
         state = TrainState(
             actors, critic, actor_states, critic_state, state.env_state, state.obs, state.episode_return, key, steps
         )
@@ -435,32 +552,24 @@ class Trainer:
         return self.run(self.init(key), self.config.num_iterations)
 
     # ---- updates --------------------------------------------------------------------------
-    def _epochs(
-        self, key: Array, params: Any, opt_state: Any, loss: Callable[[Any, Array], Array], optimizer: Any, epochs: int
-    ) -> tuple[Any, Any]:
-        B, mb = self.config.steps_per_iteration, self.config.num_minibatches
-        size = B // mb
-
-        def epoch(carry: tuple[Any, Any], k: Array) -> tuple[tuple[Any, Any], None]:
-            perm = jax.random.permutation(k, B)
-
-            def minibatch(pc: tuple[Any, Any], idx: Array) -> tuple[tuple[Any, Any], None]:
-                p, s = pc
-                grads = jax.grad(loss)(p, idx)
-                updates, s = optimizer.update(grads, s, p)
-                return (optax.apply_updates(p, updates), s), None
-
-            return jax.lax.scan(minibatch, carry, perm.reshape(mb, size))[0], None
-
-        return jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))[0]
-
     def _update_critic(self, key: Array, params: Any, opt_state: Any, obs: Array, targets: Array) -> tuple[Any, Any]:
+        cfg = self.config
+
         def loss(p: Any, idx: Array) -> Array:
             return 0.5 * jnp.mean((self.value_fn(p, obs[idx]) - targets[idx]) ** 2)
 
-        return self._epochs(key, params, opt_state, loss, _critic_optimizer(self.config), self.config.critic_epochs)
+        return minibatch_epochs(
+            key,
+            params,
+            opt_state,
+            loss,
+            _critic_optimizer(cfg),
+            batch_size=cfg.steps_per_iteration,
+            num_epochs=cfg.critic_epochs,
+            num_minibatches=cfg.num_minibatches,
+        )
 
-    def _update_actors(
+    def update_actors(
         self,
         key: Array,
         params: tuple[Any, ...],
@@ -468,49 +577,24 @@ class Trainer:
         obs: Array,
         acts: Array,
         old_lp: Array,
-        adv: Array,
+        advantages: Array,
     ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        cfg, n = self.config, self.env.num_agents
-        if len(set(self.env.action_sizes)) == 1:  # one function object: updates gather agents by index
-            fns = (self.policy_fn(0),) * n
-        else:
-            fns = tuple(self.policy_fn(i) for i in range(n))
-        batch = (key, params, fns, tuple(obs[:, i] for i in range(n)), acts, old_lp, adv)
-        if cfg.algorithm == "hatrpo":
-            new = hatrpo_update(
-                *batch,
-                cfg.kl_threshold,
-                cfg.damping,
-                cfg.cg_steps,
-                cfg.backtrack_ratio,
-                cfg.max_backtracks,
-                cfg.accept_ratio,
-            )
-            return new, opt_states
-        optimizer = _actor_optimizer(cfg)
-        if cfg.algorithm == "happo":
-            return happo_update(
-                *batch,
-                optimizer,
-                opt_states,
-                cfg.clip_epsilon,
-                cfg.num_epochs,
-                cfg.num_minibatches,
-                cfg.entropy_coef,
-            )
+        """The actors' update on a flat batch: `sequential_update`, or one pooled update of a shared actor.
 
-        # MAPPO: one actor shared by every agent (Yu et al. 2021; notes A36).
-        fn = fns[0]
-
-        def loss(p: Any, idx: Array) -> Array:
-            logps = [fn(p, obs[idx, i]) for i in range(n)]
-            lp = _chosen(logps, acts[idx])
-            objective = jnp.mean(mappo_objective(jnp.exp(lp - old_lp[idx]), adv[idx], cfg.clip_epsilon)) / n
-            entropy = -jnp.mean(jnp.stack([jnp.sum(jnp.exp(lg) * lg, -1) for lg in logps]))
-            return -(objective + cfg.entropy_coef * entropy)
-
-        p, s = self._epochs(key, params[0], opt_states[0], loss, optimizer, cfg.num_epochs)
-        return (p,), (s,)
+        `obs [B, n, obs_size]`, `acts` (`[B, n]` or `[B, n, D]`), `old_lp [B, n]`, `advantages [B]`.
+        """
+        n = self.env.num_agents
+        batches = [AgentBatch(obs[:, i], self._agent_actions(acts, i), old_lp[:, i]) for i in range(n)]
+        if self.algorithm.shared_actor:
+            # Parameter sharing: the n agents' samples are one batch of n·B for the one actor.
+            pooled = jax.tree.map(lambda *xs: jnp.concatenate(xs), *batches)
+            factor = jnp.tile(advantages, n)
+            p, s = self.agent_update(key, self.policies[0], params[0], opt_states[0], pooled, factor)
+            return (p,), (s,)
+        alike = all(p is self.policies[0] for p in self.policies)
+        return sequential_update(
+            key, self.agent_update, self.policies, params, opt_states, batches, advantages, agents_alike=alike
+        )
 
     def evaluate(self, actor_params: tuple[Any, ...], key: Array, num_steps: int | None = None) -> Array:
         """Mean team return of the episodes played by the actors (no learning).
@@ -524,10 +608,7 @@ class Trainer:
 
         def body(carry: tuple[Any, ...], k: Array) -> tuple[tuple[Any, ...], None]:
             obs, env_state, ret, total, count = carry
-            k_act, k_env = jax.random.split(k)
-            acts = self.actions(actor_params, obs, k_act)
-            obs, env_state, reward, done = jax.vmap(env.step)(jax.random.split(k_env, E), env_state, acts)
-            ret, finished = _end_episodes(ret, reward, done)
+            obs, env_state, ret, _, _, _, done, finished = self._env_step(actor_params, obs, env_state, ret, k)
             total, count = total + jnp.sum(finished), count + jnp.sum(done).astype(count.dtype)
             return (obs, env_state, ret, total, count), None
 
@@ -558,7 +639,7 @@ class Trainer:
         steps = jnp.asarray(state.steps)
         header = {
             "format": CHECKPOINT_FORMAT,
-            "config": dataclasses.asdict(self.config),
+            "config": self.config.as_dict(),
             "num_seeds": None if steps.ndim == 0 else int(steps.shape[0]),
             "steps": int(jnp.max(steps)),
             "metadata": metadata,
@@ -576,7 +657,7 @@ class Trainer:
         """
         header, payload = _read_checkpoint(path)
         saved = header["config"]
-        mine = dataclasses.asdict(self.config)
+        mine = self.config.as_dict()
         diff = [f"{k}={saved.get(k)!r} (here {v!r})" for k, v in mine.items() if saved.get(k) != v]
         if diff:
             raise CheckpointError(
@@ -597,7 +678,7 @@ class Trainer:
         return _replicate(state)
 
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 TRACED_CHECK = TRACED.strip()  # how a runtime check of the library announces itself
 _MAGIC = b"reference-marl-checkpoint\n"
 
@@ -716,12 +797,13 @@ def checkpoint_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     ```pycon
     >>> import jax, jax.numpy as jnp, reference as rf
+    >>> from reference import training
     >>> import tempfile, os
-    >>> env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
-    >>> trainer = rf.make_train(rf.MARLConfig(total_steps=64 * 8, num_envs=64, num_steps=8), env)
+    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> trainer = training.make_train(training.MARLConfig(total_steps=64 * 8, num_envs=64, num_steps=8), env)
     >>> path = os.path.join(tempfile.mkdtemp(), "run.eqx")
     >>> trainer.save(path, trainer.init(jax.random.key(0)), env="game")
-    >>> header = rf.checkpoint_header(path)
+    >>> header = training.checkpoint_header(path)
     >>> header["config"]["algorithm"], header["num_seeds"], header["metadata"]
     ('happo', None, {'env': 'game'})
 
@@ -762,10 +844,11 @@ def train_in_chunks(
 
     ```pycon
     >>> import jax, jax.numpy as jnp, reference as rf
-    >>> env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
-    >>> trainer = rf.make_train(rf.MARLConfig(total_steps=2 * 64 * 8, num_envs=64, num_steps=8), env)
+    >>> from reference import training
+    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> trainer = training.make_train(training.MARLConfig(total_steps=2 * 64 * 8, num_envs=64, num_steps=8), env)
     >>> state = jax.vmap(trainer.init)(jax.random.split(jax.random.key(0), 2))  # two seeds
-    >>> state, history = rf.train_in_chunks(trainer, state, num_iterations=2, chunk=1)
+    >>> state, history = training.train_in_chunks(trainer, state, num_iterations=2, chunk=1)
     >>> len(history), history[0].episode_return.shape
     (2, (2, 1))
 
@@ -833,6 +916,10 @@ def _first_bad_iteration(trainer: Trainer, state: TrainState, k: int) -> int:
     return k
 
 
+def _continuous(env: Any) -> bool:
+    return bool(getattr(env, "continuous_actions", False))
+
+
 def _mlp(key: Array, cfg: MARLConfig, in_size: int, out_size: int, last_scale: float) -> eqx.nn.MLP:
     mlp = eqx.nn.MLP(in_size, out_size, cfg.hidden_size, cfg.num_layers, activation=jax.nn.tanh, key=key)
     last = mlp.layers[-1]
@@ -841,22 +928,37 @@ def _mlp(key: Array, cfg: MARLConfig, in_size: int, out_size: int, last_scale: f
     )
 
 
-def _networks(k_actor: Array, k_critic: Array, cfg: MARLConfig, env: Any) -> tuple[tuple[eqx.nn.MLP, ...], eqx.nn.MLP]:
-    """The actors (one shared for MAPPO, one per agent otherwise) and the centralised critic."""
-    count = 1 if cfg.algorithm == "mappo" else env.num_agents
+def _networks(
+    k_actor: Array, k_critic: Array, cfg: MARLConfig, env: Any, count: int
+) -> tuple[tuple[eqx.nn.MLP, ...], eqx.nn.MLP]:
+    """The `count` actors (one shared, or one per agent) and the centralised critic."""
     keys = jax.random.split(k_actor, count)
     actors = tuple(_mlp(keys[i], cfg, env.obs_size, env.action_sizes[i], 0.01) for i in range(count))
     return actors, _mlp(k_critic, cfg, env.num_agents * env.obs_size, 1, 1.0)
 
 
-def _sample(logps: Sequence[Array], key: Array) -> Array:
-    """One action per agent `[B, n]` from per-agent log-probabilities `[B, A_i]`."""
-    return jnp.stack([jax.random.categorical(jax.random.fold_in(key, i), lp) for i, lp in enumerate(logps)], -1)
+def _actor_arrays(net: eqx.nn.MLP, continuous: bool, cfg: MARLConfig, size: int) -> Any:
+    """An actor's trainable arrays: the MLP's, and for a Gaussian actor its log-std `[D]`."""
+    arrays = eqx.partition(net, eqx.is_array)[0]
+    if not continuous:
+        return arrays
+    return (arrays, jnp.full(size, cfg.log_std_init, net.layers[-1].weight.dtype))
 
 
-def _chosen(logps: Sequence[Array], acts: Array) -> Array:
-    """The log-probabilities log π^i(a^i|o^i) of the taken actions, `[B, n]`."""
-    return jnp.stack([jnp.take_along_axis(lp, acts[:, i : i + 1], -1)[:, 0] for i, lp in enumerate(logps)], -1)
+def _policy(static: Any, continuous: bool) -> Policy:
+    """The `Policy` of an actor network with static part `static`: logits, or (mean, log-std)."""
+    if continuous:
+
+        def gaussian(params: Any, obs: Array) -> tuple[Array, Array]:
+            arrays, log_std = params
+            return jax.vmap(eqx.combine(arrays, static))(obs), log_std
+
+        return Policy(gaussian, DiagonalGaussian())
+
+    def logits(params: Any, obs: Array) -> Array:
+        return jax.vmap(eqx.combine(params, static))(obs)
+
+    return Policy(logits, Categorical())
 
 
 def _end_episodes(episode_return: Array, reward: Array, done: Array) -> tuple[Array, Array]:
@@ -874,7 +976,7 @@ def _critic_optimizer(cfg: MARLConfig) -> optax.GradientTransformation:
 
 
 def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
-    r"""Build MAPPO, HAPPO or HATRPO training of `env` as one jit-able function (purejaxrl's shape).
+    r"""Build multi-agent actor-critic training of `env` as one jit-able function (purejaxrl's shape).
 
     `train = make_train(config, env)`; `train(key)` runs `config.num_iterations` iterations of:
     a rollout of `num_steps` steps of `num_envs` environments (`lax.scan` over `vmap`), GAE
@@ -885,13 +987,15 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
       \delta_t = r_t + \gamma(1-d_t)V(s_{t+1}) - V(s_t),\quad \hat R_t = \hat A_t + V(s_t)$$
 
 
-    - MAPPO: one shared actor, Adam on `mappo_objective` (A36) + entropy;
-    - HAPPO: `happo_update` (A51, §D: random order, $M$ multiplied by each agent's ratio);
-    - HATRPO: `hatrpo_update` (A45–A50: CG natural gradient on the damped Fisher, backtracking
-      line search with the KL threshold).
+    - a shared-actor algorithm (MAPPO, A36): one update of the one actor on the pooled batch;
+    - a heterogeneous-agent one (HAPPO A51, HATRPO A45–A50, HAA2C A51a): `sequential_update` —
+      a random order, each agent's update on the factor $M$, $M$ multiplied by its new/old ratio.
 
-    Notes A31 (GAE), A36 (MAPPO), A45–A51 and §D (HATRPO, HAPPO). Advantages are standardised
-    over the batch (the authors' code) unless `normalize_advantages=False`.
+    The algorithm is `config.algorithm` (a name in `ALGORITHMS`, or an `Algorithm`). Actions are
+    discrete (`Categorical` actors, logits from an MLP) or, if `env.continuous_actions`,
+    continuous (`DiagonalGaussian` actors: an MLP's mean and a state-independent log-std).
+    Advantages are standardised over the batch (the authors' code) unless
+    `normalize_advantages=False`.
 
     It returns the final `TrainState` and per-iteration `Metrics`. `jax.jit(jax.vmap(train))(keys)`
     trains several seeds in one call. With several devices the environment batch is sharded
@@ -902,18 +1006,19 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
     reductions, and `num_envs` must be a multiple of the global device count.
 
     **Arguments:** `config`: a `MARLConfig`; `env`: a `MultiAgentEnv` (`simple_spread_env()`,
-    `cooperative_game_env(game)`).
+    `cooperative_game_env(game)`, `mabrax_env(...)`).
 
     **Returns:** a `Trainer` (callable; also `init`, `step`, `run`, `actions`, `save`, `load`).
-    Tested in `proofs_as_tests/test_marl_training.py`.
+    Tested in `proofs_as_tests/test_marl_training.py` and `proofs_as_tests/test_training.py`.
 
     **Examples:**
 
     ```pycon
     >>> import jax, jax.numpy as jnp, reference as rf
-    >>> env = rf.cooperative_game_env(rf.parameter_sharing_game(2))
-    >>> config = rf.MARLConfig(algorithm="happo", total_steps=2 * 64 * 8, num_envs=64, num_steps=8)
-    >>> state, metrics = jax.jit(rf.make_train(config, env))(jax.random.key(0))
+    >>> from reference import training
+    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> config = training.MARLConfig(algorithm="happo", total_steps=2 * 64 * 8, num_envs=64, num_steps=8)
+    >>> state, metrics = jax.jit(training.make_train(config, env))(jax.random.key(0))
     >>> metrics.episode_return.shape  # one mean return per iteration
     (2,)
 
@@ -928,8 +1033,11 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
     sizes = tuple(env.action_sizes)
     if len(sizes) != env.num_agents:
         raise ValueError(f"{where}: `env.action_sizes` must have one entry per agent ({env.num_agents}).")
-    if config.algorithm == "mappo" and len(set(sizes)) != 1:
-        raise ValueError(f"{where}: MAPPO shares one actor, so every agent needs the same number of actions: {sizes}.")
+    algorithm = config.algorithm_spec
+    if algorithm.shared_actor and len(set(sizes)) != 1:
+        raise ValueError(
+            f"{where}: {algorithm.name!r} shares one actor, so every agent needs the same action size: {sizes}."
+        )
     devices = jax.device_count()
     if jax.process_count() > 1 and config.num_envs % devices:
         raise ValueError(
@@ -938,6 +1046,7 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
         )
     shard = devices > 1 and config.num_envs % devices == 0
     key = jax.random.key(0)  # only the static parts (structure, activations) are kept
-    actor_nets, critic_net = _networks(key, key, config, env)
+    count = 1 if algorithm.shared_actor else env.num_agents
+    actor_nets, critic_net = _networks(key, key, config, env, count)
     actors = tuple(eqx.partition(a, eqx.is_array)[1] for a in actor_nets)
     return Trainer(config, env, actors, eqx.partition(critic_net, eqx.is_array)[1], shard)

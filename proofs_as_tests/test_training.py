@@ -1,0 +1,356 @@
+"""`reference.training`: the sequential update, the registered algorithms, Gaussian and mixed agents.
+
+Each proof compares the library with a computation written here independently: a hand-written
+loop over the agents, the A2C step from the closed-form softmax score, PPO with a hand-written
+Gaussian log-density, MAPPO's objective as `mappo_objective` defines it."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, strategies as st
+
+import reference as rf
+from proofs_as_tests.strategies import at_most
+from reference import training
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+standard_promotion = jax.numpy_dtype_promotion("standard")  # optax's Adam mixes int32 counts with floats
+
+
+def linear_softmax(p, o):
+    return o @ p  # logits [B, A]
+
+
+def random_batch(key, B, obs_size, num_actions):
+    k1, k2, k3 = jax.random.split(key, 3)
+    obs = jax.random.normal(k1, (B, obs_size))
+    acts = jax.random.randint(k2, (B,), 0, num_actions)
+    old = jnp.log(jax.random.uniform(k3, (B,), minval=0.2, maxval=0.9))
+    return training.AgentBatch(obs, acts, old)
+
+
+@at_most(20)
+@given(st.integers(2, 4), st.integers(0, 2**31 - 1), st.booleans())
+def test_sequential_update_is_the_hand_written_loop(n, seed, alike):
+    """§D, A50: `sequential_update` runs the agents in the order permutation(split(key)[0], n), hands
+    agent i_m the factor M = (∏_{j<m} π^{i_j}_new/π^{i_j}_old)·Â and its own key fold_in(split(key)[1],
+    i_m), and returns each agent's result in place. The agent update here records what it was given
+    (it moves its parameters by the factor's mean), so any slip in the order, the factor or the key
+    shows; both the gathered (`agents_alike=True`) and the `lax.switch` path are checked."""
+    with jax.enable_x64(True):
+        key, k_data, k_adv = jax.random.split(jax.random.key(seed), 3)
+        policy = training.Policy(linear_softmax, training.Categorical())
+        params = tuple(jnp.zeros((3, 2)) + 0.1 * i for i in range(n))
+        batches = tuple(random_batch(k, 5, 3, 2) for k in jax.random.split(k_data, n))
+        adv = jax.random.normal(k_adv, (5,))
+
+        def agent_update(k, pol, p, s, batch, factor):
+            shift = jnp.mean(factor) + jax.random.uniform(k)
+            return p + shift, s + 1.0
+
+        states = tuple(jnp.zeros(()) for _ in range(n))
+        new, new_states = training.sequential_update(
+            key, agent_update, (policy,) * n, params, states, batches, adv, agents_alike=alike
+        )
+
+        # The same, written as the paper's loop.
+        order = [int(i) for i in jax.random.permutation(jax.random.split(key)[0], n)]
+        expected, M = list(params), np.asarray(adv)
+        for i in order:
+            k_i = jax.random.fold_in(jax.random.split(key)[1], i)
+            expected[i] = params[i] + (M.mean() + float(jax.random.uniform(k_i)))
+            logp_new = jax.nn.log_softmax(batches[i].observations @ expected[i])
+            taken = np.take_along_axis(np.asarray(logp_new), np.asarray(batches[i].actions)[:, None], 1)[:, 0]
+            M = M * np.exp(taken - np.asarray(batches[i].old_log_probs))
+        for i in range(n):
+            np.testing.assert_allclose(new[i], expected[i], rtol=1e-13, atol=1e-13)
+            assert float(new_states[i]) == 1.0
+
+
+def test_sequential_update_refuses_unlike_agents_declared_alike():
+    """`agents_alike=True` needs one policy and equal shapes: agents with 2 and 3 actions are refused
+    with the condition named, before any computation; mismatched lengths too."""
+    policy = training.Policy(linear_softmax, training.Categorical())
+    batches = (random_batch(jax.random.key(0), 4, 3, 2), random_batch(jax.random.key(1), 4, 3, 3))
+    params = (jnp.zeros((3, 2)), jnp.zeros((3, 3)))
+    noop = lambda k, pol, p, s, b, f: (p, s)
+    adv = jnp.zeros(4)
+    with pytest.raises(ValueError, match="sequential_update: `agents_alike=True` needs one Policy and equal"):
+        training.sequential_update(jax.random.key(0), noop, (policy,) * 2, params, (None,) * 2, batches, adv,
+                                   agents_alike=True)  # fmt: skip
+    with pytest.raises(ValueError, match="must each hold one entry per agent"):
+        training.sequential_update(jax.random.key(0), noop, (policy,), params, (None,) * 2, batches, adv,
+                                   agents_alike=False)  # fmt: skip
+    new, _ = training.sequential_update(
+        jax.random.key(0), noop, (policy,) * 2, params, (None,) * 2, batches, adv, agents_alike=False
+    )
+    assert [p.shape for p in new] == [(3, 2), (3, 3)]
+
+
+@standard_promotion
+@at_most(20)
+@given(st.integers(0, 2**31 - 1))
+def test_haa2c_with_one_agent_is_a2c_step_for_step(seed):
+    """A51a: with one agent (M = Â) and SGD, each HAA2C iteration (`a2c_agent_update` through
+    `sequential_update`, 3 epochs of one minibatch) is: first the A2C step
+    θ ← θ + lr·(1/B)Σ_b Â_b ∇log π_θ(a_b|o_b) at the current policy, then steps on the importance-
+    weighted gradient (1/B)Σ_b r_b Â_b ∇log π_θ(a_b|o_b), r_b = π_θ/π_old, never clipped, with the
+    linear-softmax score written in closed form, ∇_W log softmax(Wᵀo)_a = o(e_a − π)ᵀ. Three
+    iterations on fresh batches; the steps are large enough that ratios leave [0.8, 1.2], so a
+    clipped (HAPPO) step would differ."""
+    with jax.enable_x64(True):
+        lr, B, epochs = 1.0, 6, 3
+        policy = training.Policy(linear_softmax, training.Categorical())
+        update = lambda *a: training.a2c_agent_update(*a, optimizer=optax.sgd(lr), num_epochs=epochs)
+        key = jax.random.key(seed)
+        W = 0.1 * jax.random.normal(key, (3, 4))
+        ours, theirs = W, np.asarray(W)
+        left_the_clip_range = False
+        for it in range(3):
+            k_obs, k_act, k_adv = jax.random.split(jax.random.fold_in(key, it), 3)
+            obs = np.asarray(jax.random.normal(k_obs, (B, 3)))
+            acts = np.asarray(jax.random.randint(k_act, (B,), 0, 4))
+            adv = np.asarray(jax.random.normal(k_adv, (B,)))
+            old = np.asarray(jax.nn.log_softmax(obs @ ours))[np.arange(B), acts]
+            batch = training.AgentBatch(jnp.asarray(obs), jnp.asarray(acts), jnp.asarray(old))
+            (ours,), _ = training.sequential_update(
+                key, update, (policy,), (ours,), (optax.sgd(lr).init(ours),), (batch,), jnp.asarray(adv),
+                agents_alike=True,
+            )  # fmt: skip
+            for _ in range(epochs):
+                logits = obs @ theirs
+                pi = np.exp(logits - logits.max(1, keepdims=True))
+                pi /= pi.sum(1, keepdims=True)
+                log_pi = logits - logits.max(1, keepdims=True)
+                log_pi -= np.log(np.exp(log_pi).sum(1, keepdims=True))
+                ratio = np.exp(log_pi[np.arange(B), acts] - old)
+                score = np.einsum("bi,bj->bij", obs, np.eye(4)[acts] - pi)
+                theirs = theirs + lr * np.mean((ratio * adv)[:, None, None] * score, axis=0)
+                left_the_clip_range |= bool(np.any(np.abs(ratio - 1) > 0.2))
+            np.testing.assert_allclose(ours, theirs, rtol=1e-11, atol=1e-12)
+        assert left_the_clip_range
+
+
+@given(st.integers(2, 4), st.integers(0, 2**31 - 1), st.floats(0.05, 0.5), st.floats(0.0, 0.1))
+@at_most(30)
+def test_mappo_loss_is_the_pooled_clipped_surrogate(n, seed, eps, c):
+    """A36: the shared actor's loss on the n agents' samples pooled (what the trainer's MAPPO entry
+    minimises) equals −[(1/B)Σ_b mappo_objective(r_b, Â_b)/n + c_H·mean entropy], the objective
+    summed over agents as `mappo_objective` defines it, in value and in gradient."""
+    with jax.enable_x64(True):
+        B = 5
+        k = jax.random.split(jax.random.key(seed), 4)
+        W = 0.5 * jax.random.normal(k[0], (3, 4))
+        obs = jax.random.normal(k[1], (B, n, 3))
+        acts = jax.random.randint(k[2], (B, n), 0, 4)
+        adv = jax.random.normal(k[3], (B,))
+        old = jnp.take_along_axis(jax.nn.log_softmax(obs @ (0.9 * W)), acts[..., None], -1)[..., 0]
+        policy = training.Policy(linear_softmax, training.Categorical())
+        pooled = training.AgentBatch(
+            jnp.concatenate([obs[:, i] for i in range(n)]),
+            jnp.concatenate([acts[:, i] for i in range(n)]),
+            jnp.concatenate([old[:, i] for i in range(n)]),
+        )
+
+        def ours(W):
+            return training.clipped_surrogate_loss(
+                policy, W, pooled, jnp.tile(adv, n), clip_epsilon=eps, entropy_coef=c
+            )
+
+        def theirs(W):
+            logp = jax.nn.log_softmax(obs @ W)  # [B, n, A]
+            ratios = jnp.exp(jnp.take_along_axis(logp, acts[..., None], -1)[..., 0] - old)
+            entropy = -jnp.sum(jnp.exp(logp) * logp, -1)
+            return -(jnp.mean(rf.mappo_objective(ratios, adv, eps)) / n + c * jnp.mean(entropy))
+
+        np.testing.assert_allclose(ours(W), theirs(W), rtol=1e-12)
+        np.testing.assert_allclose(jax.grad(ours)(W), jax.grad(theirs)(W), rtol=1e-10, atol=1e-13)
+
+
+def gaussian_policy():
+    return training.Policy(lambda p, o: (o @ p[0], p[1]), training.DiagonalGaussian())
+
+
+@standard_promotion
+@at_most(15)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 3))
+def test_gaussian_happo_with_one_agent_is_ppo(seed, D):
+    """B24(e) for continuous actions: one agent's HAPPO (`ppo_agent_update` through
+    `sequential_update`, M = Â) with a diagonal-Gaussian policy equals PPO's epochs of Adam on
+    −mean(ppo_clip_objective) with the log-density written out here,
+    log N(a; μ, σ²) = −Σ_d[(a−μ)²/(2σ²) + log σ + ½ log 2π]."""
+    with jax.enable_x64(True):
+        B, eps, epochs = 8, 0.2, 3
+        k = jax.random.split(jax.random.key(seed), 4)
+        params = (0.3 * jax.random.normal(k[0], (3, D)), jnp.full(D, -0.3))
+        obs = jax.random.normal(k[1], (B, 3))
+        acts = obs @ params[0] + jax.random.normal(k[2], (B, D))
+        adv = jax.random.normal(k[3], (B,))
+
+        def log_density(p, a):
+            mu, log_std = obs @ p[0], p[1]
+            return -jnp.sum((a - mu) ** 2 / (2 * jnp.exp(2 * log_std)) + log_std + 0.5 * math.log(2 * math.pi), -1)
+
+        old = log_density(params, acts)
+        opt = optax.adam(0.05)
+        update = lambda *a: training.ppo_agent_update(*a, optimizer=opt, clip_epsilon=eps, num_epochs=epochs)
+        batch = training.AgentBatch(obs, acts, old)
+        (ours,), _ = training.sequential_update(
+            jax.random.key(1), update, (gaussian_policy(),), (params,), (opt.init(params),), (batch,), adv,
+            agents_alike=True,
+        )  # fmt: skip
+        theirs, state = params, opt.init(params)
+        loss = lambda p: -jnp.mean(rf.ppo_clip_objective(jnp.exp(log_density(p, acts) - old), adv, eps))
+        for _ in range(epochs):
+            updates, state = opt.update(jax.grad(loss)(theirs), state, theirs)
+            theirs = optax.apply_updates(theirs, updates)
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@at_most(15)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.003, 0.01, 0.05]))
+def test_gaussian_hatrpo_step_stays_in_the_kl_ball(seed, delta):
+    """A45–A49 for continuous actions: `trpo_agent_update` with a Gaussian policy accepts a step whose
+    mean KL from the old policy, computed here from the closed form
+    Σ_d[log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½] in numpy, is ≤ δ, and it does move."""
+    with jax.enable_x64(True):
+        B, D = 16, 2
+        k = jax.random.split(jax.random.key(seed), 4)
+        params = (0.3 * jax.random.normal(k[0], (3, D)), jnp.full(D, -0.5))
+        obs = jax.random.normal(k[1], (B, 3))
+        acts = obs @ params[0] + 0.6 * jax.random.normal(k[2], (B, D))
+        adv = jax.random.normal(k[3], (B,))
+        policy = gaussian_policy()
+        batch = training.AgentBatch(obs, acts, policy.log_prob(params, obs, acts))
+        new, _ = training.trpo_agent_update(jax.random.key(0), policy, params, None, batch, adv, kl_threshold=delta)
+        mu_p, mu_q = np.asarray(obs @ params[0]), np.asarray(obs @ new[0])
+        sp, sq = np.exp(np.asarray(params[1])), np.exp(np.asarray(new[1]))
+        kl = np.sum(np.log(sq / sp) + (sp**2 + (mu_p - mu_q) ** 2) / (2 * sq**2) - 0.5, -1).mean()
+        assert kl <= delta * (1 + 1e-6)
+        assert kl > delta / 100
+
+
+class TargetGame(eqx.Module):
+    """A one-step continuous cooperative game: agent i (action size d_i, observation size 2 padded
+    to 3 for agent 0) is paid −‖a^i − t^i‖²; the targets differ between agents."""
+
+    num_agents: int = eqx.field(static=True)
+    obs_size: int = eqx.field(static=True)
+    action_sizes: tuple[int, ...] = eqx.field(static=True)
+    continuous_actions: bool = eqx.field(static=True, default=True)
+
+    def targets(self):
+        D = max(self.action_sizes)
+        return jnp.asarray([[0.5] * D, [-0.5] * D, [0.25] * D][: self.num_agents])
+
+    def reset(self, key):
+        return jnp.ones((self.num_agents, self.obs_size)), jnp.zeros(())
+
+    def step(self, key, state, actions):
+        mask = jnp.arange(actions.shape[1])[None, :] < jnp.asarray(self.action_sizes)[:, None]
+        reward = -jnp.sum(jnp.where(mask, (actions - self.targets()) ** 2, 0.0))
+        return jnp.ones((self.num_agents, self.obs_size)), state, reward, jnp.asarray(True)
+
+
+@pytest.mark.slow
+@standard_promotion
+@pytest.mark.parametrize(
+    ("algorithm", "overrides", "threshold"),
+    [("happo", {}, -0.35), ("hatrpo", {}, -0.35), ("haa2c", {"num_epochs": 1}, -0.7)],
+)
+def test_heterogeneous_continuous_agents_learn_their_own_targets(algorithm, overrides, threshold):
+    """Continuous, heterogeneous agents in one run: action sizes 1 and 2 (no padding enters the
+    log-densities: each agent's Gaussian has its own dimension), `lax.switch` for the sequential
+    update. Initially the expected return is −Σ_i d_i(σ₀² + t_i²) ≈ −1.85; after 40 iterations each
+    agent's mean action is near its own target and the return is above −0.35 (HAA2C, unclipped,
+    takes one epoch per batch, as A2C does, and learns more slowly: above −0.7)."""
+    env = TargetGame(2, 3, (1, 2))
+    cfg = training.MARLConfig(
+        algorithm=algorithm, total_steps=64 * 40, num_envs=64, num_steps=1, actor_lr=0.01, entropy_coef=0.0, **overrides
+    )
+    trainer = training.make_train(cfg, env)
+    state, metrics = jax.jit(trainer)(jax.random.key(0))
+    assert float(metrics.episode_return[0]) < -1.0
+    assert float(metrics.episode_return[-5:].mean()) > threshold, metrics.episode_return
+    means = trainer.actions(state.actor_params, jnp.ones((1, 2, 3)))[0]
+    np.testing.assert_allclose(means[0, :1], [0.5], atol=0.15)
+    np.testing.assert_allclose(means[1], [-0.5, -0.5], atol=0.15)
+
+
+@standard_promotion
+def test_an_algorithm_is_added_by_one_function():
+    """The registry's promise: an algorithm is one agent-update function. A plain policy-gradient
+        step (one SGD step on −mean(M·log π)) written here learns Proposition 1's game (2 agents: random
+    0.5, optimum 1) through `MARLConfig(algorithm=
+        Algorithm(...))` with its keyword-only hyper-parameter read from the config by name; one that
+        needs a hyper-parameter the config lacks is refused with the name."""
+
+    def pg_update(key, policy, params, opt_state, batch, factor, *, actor_lr):
+        loss = lambda p: -jnp.mean(factor * policy.log_prob(p, batch.observations, batch.actions))
+        grads = jax.grad(loss)(params)
+        return jax.tree.map(lambda p, g: p - actor_lr * g, params, grads), opt_state
+
+    env = training.cooperative_game_env(rf.parameter_sharing_game(2))
+    cfg = training.MARLConfig(algorithm=training.Algorithm("pg", pg_update), total_steps=64 * 8 * 10, num_envs=64,
+                              num_steps=8, actor_lr=0.5)  # fmt: skip
+    trainer = training.make_train(cfg, env)
+    assert trainer.uses_optimizer is False
+    _, metrics = jax.jit(trainer)(jax.random.key(0))
+    assert float(metrics.episode_return[0]) < 0.6  # the random policy's 2/2ⁿ = 0.5
+    assert float(metrics.episode_return[-1]) > 0.95  # the optimum is 1
+    assert cfg.as_dict()["algorithm"] == "pg"
+
+    def needs_more(key, policy, params, opt_state, batch, factor, *, temperature):
+        return params, opt_state
+
+    with pytest.raises(ValueError, match="needs the hyper-parameter `temperature`"):
+        training.make_train(training.MARLConfig(algorithm=training.Algorithm("x", needs_more)), env)
+
+
+@standard_promotion
+@pytest.mark.parametrize("n", [2, 3])
+def test_trainer_mappo_update_is_adam_on_mappo_objective(n):
+    """A36 in the trainer: MAPPO's actor update (the registry's shared-actor entry, the agents'
+    samples pooled) is `num_epochs` clipped Adam steps, as the trainer's config builds them, on
+    −[(1/B)Σ_b mappo_objective(r_b, Â_b)/n + c_H·mean entropy] with the ratios of each agent's own
+    action and the advantage of its own sample: pairing an agent's sample with another sample's
+    advantage, or dropping an agent, changes the step."""
+    with jax.enable_x64(True):
+        game = rf.random_game(jax.random.key(0), 3, (4,) * n, 0.9)
+        env = training.cooperative_game_env(game)
+        cfg = training.MARLConfig(algorithm="mappo", total_steps=64, num_envs=8, num_steps=8, num_epochs=3)
+        trainer = training.make_train(cfg, env)
+        params = trainer.init(jax.random.key(1)).actor_params
+        B = 16
+        k = jax.random.split(jax.random.key(2), 4)
+        obs = jax.nn.one_hot(jax.random.randint(k[0], (B, n), 0, 3), 3)
+        acts = jax.random.randint(k[1], (B, n), 0, 4)
+        adv = jax.random.normal(k[2], (B,))
+        apply = trainer.policy(0).apply
+        old = jnp.stack(
+            [jax.nn.log_softmax(apply(params[0], obs[:, i]))[jnp.arange(B), acts[:, i]] for i in range(n)], 1
+        )
+        old = old + 0.1 * jax.random.normal(k[3], (B, n))  # the old policy differs from the current one
+        optimizer = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.actor_lr, eps=1e-5))
+        (ours,), _ = trainer.update_actors(jax.random.key(3), params, (optimizer.init(params[0]),), obs, acts, old, adv)
+
+        def loss(p):
+            logp = jnp.stack([jax.nn.log_softmax(apply(p, obs[:, i])) for i in range(n)], 1)  # [B, n, A]
+            ratios = jnp.exp(jnp.take_along_axis(logp, acts[..., None], -1)[..., 0] - old)
+            entropy = -jnp.sum(jnp.exp(logp) * logp, -1)
+            return -(
+                jnp.mean(rf.mappo_objective(ratios, adv, cfg.clip_epsilon)) / n + cfg.entropy_coef * jnp.mean(entropy)
+            )
+
+        theirs, state = params[0], optimizer.init(params[0])
+        for _ in range(cfg.num_epochs):  # full-batch epochs: Adam's later steps weigh the gradients' sizes
+            updates, state = optimizer.update(jax.grad(loss)(theirs), state, theirs)
+            theirs = optax.apply_updates(theirs, updates)
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

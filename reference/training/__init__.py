@@ -1,0 +1,77 @@
+"""`reference.training`: multi-agent actor-critic training built on the library's equations.
+
+The flat namespace `reference` holds one function per equation of the notes; this subpackage holds
+what trains neural policies with them: the sequential update of heterogeneous agents
+(`sequential_update`), the algorithms as one agent-update function each (`ALGORITHMS`), the
+policies (`Categorical`, `DiagonalGaussian`), environments, and the trainer (`make_train`) with its
+checkpoints.
+"""
+
+from .._heterogeneous_agent import (
+    a2c_agent_update as a2c_agent_update,
+    a2c_surrogate_loss as a2c_surrogate_loss,
+    clipped_surrogate_loss as clipped_surrogate_loss,
+    ppo_agent_update as ppo_agent_update,
+    trpo_agent_update as trpo_agent_update,
+)
+from .._sequential import (
+    AgentBatch as AgentBatch,
+    AgentUpdate as AgentUpdate,
+    Categorical as Categorical,
+    DiagonalGaussian as DiagonalGaussian,
+    Policy as Policy,
+    minibatch_epochs as minibatch_epochs,
+    sequential_update as sequential_update,
+)
+from ._algorithms import ALGORITHMS as ALGORITHMS, Algorithm as Algorithm
+from ._trainer import (
+    CheckpointError as CheckpointError,
+    CooperativeGameEnv as CooperativeGameEnv,
+    JaxMARLEnv as JaxMARLEnv,
+    MARLConfig as MARLConfig,
+    Metrics as Metrics,
+    MultiAgentEnv as MultiAgentEnv,
+    Trainer as Trainer,
+    TrainingError as TrainingError,
+    TrainState as TrainState,
+    Transition as Transition,
+    checkpoint_header as checkpoint_header,
+    cooperative_game_env as cooperative_game_env,
+    mabrax_env as mabrax_env,
+    make_train as make_train,
+    simple_spread_env as simple_spread_env,
+    train_in_chunks as train_in_chunks,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "AgentBatch",
+    "AgentUpdate",
+    "Algorithm",
+    "Categorical",
+    "CheckpointError",
+    "CooperativeGameEnv",
+    "DiagonalGaussian",
+    "JaxMARLEnv",
+    "MARLConfig",
+    "Metrics",
+    "MultiAgentEnv",
+    "Policy",
+    "TrainState",
+    "Trainer",
+    "TrainingError",
+    "Transition",
+    "a2c_agent_update",
+    "a2c_surrogate_loss",
+    "checkpoint_header",
+    "clipped_surrogate_loss",
+    "cooperative_game_env",
+    "mabrax_env",
+    "make_train",
+    "minibatch_epochs",
+    "ppo_agent_update",
+    "sequential_update",
+    "simple_spread_env",
+    "train_in_chunks",
+    "trpo_agent_update",
+]
