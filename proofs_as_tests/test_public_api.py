@@ -8,8 +8,8 @@ import re
 import pytest
 
 import reference as rf
-from reference import training
 import reference.testing as rft
+from reference import training
 
 # The public API's contract (code outside the project relies on it): name -> leading positional
 # parameters, in order.
