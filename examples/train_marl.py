@@ -40,7 +40,8 @@ import reference as rf
 from reference import training
 
 MABRAX = ("halfcheetah_6x1", "ant_4x2", "hopper_3x1", "walker2d_2x3")  # JaxMARL MABrax (the `mabrax` extra)
-ENVS = ("simple_spread", "parameter_sharing", *MABRAX)
+SMAX = ("smax_2s3z", "smax_3m")  # JaxMARL SMAX against the heuristic enemy (the `marl` extra)
+ENVS = ("simple_spread", "parameter_sharing", *MABRAX, *SMAX)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -57,8 +58,8 @@ def fail(message: str) -> NoReturn:
 
 
 def rollout_length(env: str) -> int:
-    """Steps per environment per iteration: a 25-step MPE episode, 100 of a 1,000-step MuJoCo one."""
-    return 25 if env == "simple_spread" else 100 if env in MABRAX else 8
+    """Steps per environment per iteration: a 25-step MPE episode, 100 of a 1,000-step MuJoCo one, 50 in SMAX."""
+    return 25 if env == "simple_spread" else 100 if env in MABRAX else 50 if env in SMAX else 8
 
 
 def steps_per_iteration(env: str, num_envs: int) -> int:
@@ -74,6 +75,11 @@ def make_env(env: str, n_agents: int) -> training.MultiAgentEnv:
     if env in MABRAX:
         try:
             return training.mabrax_env(env, 1000)
+        except ImportError as err:
+            fail(str(err))
+    if env in SMAX:
+        try:
+            return training.smax_env(env.removeprefix("smax_"))
         except ImportError as err:
             fail(str(err))
     return training.cooperative_game_env(rf.parameter_sharing_game(n_agents), episode_length=1)
@@ -305,6 +311,8 @@ def plot(args: argparse.Namespace) -> None:
         colour = colours[i % len(colours)]
         data = np.load(path)
         steps, returns = data["steps"], data["returns"]
+        ended = ~np.all(np.isnan(returns), 0)  # iterations in which an episode ended (long episodes: few)
+        steps, returns = steps[ended], returns[:, ended]
         mean, std = np.nanmean(returns, 0), np.nanstd(returns, 0)
         label = f"{algo.upper()} ({int(data['seeds'])} seeds)"
         ax.plot(steps, mean, color=colour, label=label)
@@ -314,6 +322,9 @@ def plot(args: argparse.Namespace) -> None:
     if args.env in MABRAX:
         ax.set_ylabel("episode return (1,000 steps)")
         ax.set_title(f"MABrax {args.env}")
+    elif args.env in SMAX:
+        ax.set_ylabel("episode return (team reward)")
+        ax.set_title(f"SMAX {args.env.removeprefix('smax_')} vs the heuristic enemy")
     elif args.env == "simple_spread":
         ax.axhline(-80, color="grey", ls=":", label="uniform random ≈ −80")
         ax.axhline(-58, color="black", ls="--", lw=0.8, label="MAPPO published ≈ −58")
@@ -372,7 +383,7 @@ def main() -> None:
     args.algo = args.algo or "happo"
     args.env = args.env or "simple_spread"
     args.seeds = 4 if args.seeds is None else args.seeds
-    if args.env in MABRAX and args.n_agents is not None:
+    if args.env in (*MABRAX, *SMAX) and args.n_agents is not None:
         parser.error(f"--n-agents does not apply to {args.env} (its split fixes the agents)")
     if args.n_agents is None:
         args.n_agents = 3 if args.env == "simple_spread" else 4

@@ -407,6 +407,7 @@ def test_command_line_answers_bad_arguments_with_one_line(tmp_path):
         (["--evaluate", str(ckpt), "--algo", "hatrpo"], "--algo 'hatrpo' (it has 'happo')"),
         (["--resume", "--env", "parameter_sharing", "--algo", "mappo"], "parameter_sharing_mappo.eqx' does not exist"),
         (["--env", "nowhere"], "invalid choice"),
+        (["--env", "halfcheetah_6x1", "--n-agents", "3"], "--n-agents does not apply to halfcheetah_6x1"),
     ]
     for args, message in cases:
         out = run_cli(*args, cwd=tmp_path)

@@ -155,8 +155,9 @@ def minibatch_epochs(
     r"""`num_epochs` epochs of `num_minibatches` optax steps on `loss(params, idx)`.
 
     Epoch $e$ shuffles the `batch_size` samples by `jax.random.permutation(fold_in(key, e),
-    batch_size)` and cuts the permutation into `num_minibatches` equal minibatches `idx`; each
-    minibatch is one step `params ← params + optimizer.update(∇loss(params, idx))`. The loop of
+    batch_size)` and cuts the permutation into `num_minibatches` equal minibatches `idx` (with one
+    minibatch, `idx` is `arange(batch_size)`: the whole batch needs no shuffle); each minibatch is
+    one step `params ← params + optimizer.update(∇loss(params, idx))`. The loop of
     PPO-style training (Schulman et al. 2017, the authors' HARL code); every gradient-based
     update of `reference.training` (actors and critic) runs through it.
     """
@@ -168,6 +169,11 @@ def minibatch_epochs(
     size = batch_size // num_minibatches
 
     def epoch(e: Array, carry: tuple[Params, Any]) -> tuple[Params, Any]:
+        if num_minibatches == 1:  # one minibatch is the whole batch, in any order: no shuffle, no gather
+            p, s = carry
+            grads = jax.grad(loss)(p, jnp.arange(batch_size))
+            updates, s = optimizer.update(grads, s, p)
+            return optax.apply_updates(p, updates), s
         perm = jax.random.permutation(jax.random.fold_in(key, e), batch_size)
 
         def minibatch(b: Array, carry: tuple[Params, Any]) -> tuple[Params, Any]:

@@ -40,6 +40,7 @@ from ._trainer import (
     mabrax_env as mabrax_env,
     make_train as make_train,
     simple_spread_env as simple_spread_env,
+    smax_env as smax_env,
     train_in_chunks as train_in_chunks,
 )
 
@@ -72,6 +73,7 @@ __all__ = [
     "ppo_agent_update",
     "sequential_update",
     "simple_spread_env",
+    "smax_env",
     "train_in_chunks",
     "trpo_agent_update",
 ]

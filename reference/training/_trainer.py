@@ -163,6 +163,34 @@ def mabrax_env(scenario: str = "halfcheetah_6x1", episode_length: int = 1000) ->
     return _wrap_jaxmarl(env, shared_reward=True)
 
 
+def smax_env(scenario: str = "2s3z") -> JaxMARLEnv:
+    r"""StarCraft multi-agent challenge on JAX (JaxMARL's SMAX) against its heuristic enemy.
+
+    The discrete-action benchmark of the HATRPO/HAPPO paper (SMAC): `2s3z` sets 2 Stalkers and 3
+    Zealots (ranged and melee units: agents that differ in what their actions do) against the same
+    force; each agent sees 127 numbers and chooses among 10 actions (moves, stop, attack an enemy).
+    Every agent receives the team's reward (damage dealt, a bonus for a win); the team reward here
+    is that reward,
+
+    $$r_t = \frac1n\sum_{i=1}^n r^i_t,\qquad r^i_t = r_t\ \text{for every agent}$$
+
+    Episodes end when a side is destroyed or after 100 steps. Needs the `marl` extra. Actions the
+    game does not allow at a step (attacking an enemy out of range) do nothing: no action mask is
+    applied.
+    """
+    where = "smax_env"
+    try:
+        import jaxmarl
+        from jaxmarl.environments.smax import map_name_to_scenario
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise ImportError(f'{where} needs JaxMARL: install the `marl` extra, `pip install -e ".[marl]"`.') from err
+    try:
+        scenario_spec = map_name_to_scenario(scenario)
+    except (KeyError, ValueError):
+        raise ValueError(f"{where}: `scenario` {scenario!r} is not an SMAX map of JaxMARL (e.g. '2s3z').") from None
+    return _wrap_jaxmarl(jaxmarl.make("HeuristicEnemySMAX", scenario=scenario_spec), shared_reward=True)
+
+
 class CooperativeGameEnv(eqx.Module):
     """A finite `CooperativeGame` as an environment.
 
