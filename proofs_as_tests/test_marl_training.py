@@ -174,6 +174,7 @@ import json, sys
 import jax, jax.numpy as jnp
 jax.config.update("jax_enable_x64", True)
 import reference as rf
+from reference import training
 assert jax.device_count() == 2, jax.devices()
 env = training.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
 cfg = training.MARLConfig(algorithm="{algorithm}", total_steps=64 * 8 * 5, num_envs=64, num_steps=8)
