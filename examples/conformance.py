@@ -17,14 +17,14 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import pathlib
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
+import _cli as cli  # the scripts' shared command-line helpers, beside this script
 import jax.numpy as jnp
 import numpy as np
 from conformance_vendored import (  # the vendored lines, beside this script
@@ -599,16 +599,8 @@ def write(rows: list[dict[str, str]], examples: int, path: pathlib.Path) -> None
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is answered with one line (no usage block) and status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = cli.OneLineParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=200, help="hypothesis examples per check (>= 1)")
     parser.add_argument("--only", help="run only rows whose implementation contains this text")
     parser.add_argument("--write", action="store_true", help="write docs/conformance.md")

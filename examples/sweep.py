@@ -31,20 +31,15 @@ import sys
 import time
 from typing import Any, NoReturn
 
+import _cli as cli  # the scripts' shared command-line helpers, beside this script
+
 ENVS = ("parameter_sharing", "simple_spread")
 TUNABLE = {"actor_lr": float, "critic_lr": float, "clip_epsilon": float, "kl_threshold": float, "entropy_coef": float}
 TUNABLE |= {"num_envs": int, "num_epochs": int, "gae_lambda": float, "gamma": float, "hidden_size": int}
 
 
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
 def fail(message: str) -> NoReturn:
-    sys.stderr.write(f"sweep.py: error: {message}\n")
-    raise SystemExit(2)
+    cli.fail("sweep.py", message)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -236,7 +231,7 @@ def report(out: pathlib.Path, env: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algos", default="mappo,happo,hatrpo", help="comma-separated (default all three)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2", help="a hyper-parameter's values")

@@ -32,6 +32,7 @@ import tempfile
 import time
 from typing import Any, NoReturn
 
+import _cli as cli  # the scripts' shared command-line helpers, beside this script
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,17 +45,8 @@ SMAX = ("smax_2s3z", "smax_3m")  # JaxMARL SMAX against the heuristic enemy (the
 ENVS = ("simple_spread", "parameter_sharing", *MABRAX, *SMAX)
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is answered with one line (no usage block) and status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
 def fail(message: str) -> NoReturn:
-    sys.stderr.write(f"train_marl.py: error: {message}\n")
-    raise SystemExit(2)
+    cli.fail("train_marl.py", message)
 
 
 def rollout_length(env: str) -> int:
@@ -175,12 +167,7 @@ def start_distributed(args: argparse.Namespace) -> None:
             heartbeat_timeout_seconds=args.peer_timeout,
         )
     except Exception as err:  # no coordinator, a wrong address, a peer that never came
-        fail(f"jax.distributed could not start: {rf_first_line(err)}")
-
-
-def rf_first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return (text.splitlines() or [type(err).__name__])[0]
+        fail(f"jax.distributed could not start: {cli.first_line(err)}")
 
 
 def train(args: argparse.Namespace, algo: str) -> None:
@@ -250,7 +237,7 @@ def train(args: argparse.Namespace, algo: str) -> None:
         # a peer process died or the network failed: JAX's collectives raise (or the heartbeat
         # of the coordination service gives up); the last checkpoint is complete.
         fail(
-            f"process {jax.process_index()} lost its peers ({rf_first_line(err)}); "
+            f"process {jax.process_index()} lost its peers ({cli.first_line(err)}); "
             f"the last checkpoint, {stem}.eqx, is complete: --resume continues from it."
         )
     say(f"  saved {stem}.eqx and {stem}.npz")
@@ -346,7 +333,7 @@ def plot(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algo", choices=[*training.ALGORITHMS, "all"], default=None, help="default happo")
     parser.add_argument("--env", choices=ENVS, default=None, help="default simple_spread")
     parser.add_argument("--n-agents", type=int, default=None, help="3 for simple_spread, 4 for the game")
@@ -384,7 +371,7 @@ def main() -> None:
     args.env = args.env or "simple_spread"
     args.seeds = 4 if args.seeds is None else args.seeds
     if args.env in (*MABRAX, *SMAX) and args.n_agents is not None:
-        parser.error(f"--n-agents does not apply to {args.env} (its split fixes the agents)")
+        parser.error(f"--n-agents does not apply to {args.env} (the scenario fixes the number of agents)")
     if args.n_agents is None:
         args.n_agents = 3 if args.env == "simple_spread" else 4
     minimum_agents = 1 if args.env != "parameter_sharing" else 2

@@ -16,6 +16,7 @@ from hypothesis import given, strategies as st
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "sweep.py"
+sys.path.insert(0, str(SCRIPT.parent))  # the script imports its sibling `_cli`
 _spec = importlib.util.spec_from_file_location("sweep", SCRIPT)
 assert _spec is not None and _spec.loader is not None
 sweep = importlib.util.module_from_spec(_spec)

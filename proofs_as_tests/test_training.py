@@ -5,6 +5,7 @@ loop over the agents, the A2C step from the closed-form softmax score, PPO with 
 Gaussian log-density, MAPPO's objective as `mappo_objective` defines it."""
 
 import math
+from functools import partial
 
 import equinox as eqx
 import jax
@@ -258,6 +259,60 @@ class TargetGame(eqx.Module):
         return jnp.ones((self.num_agents, self.obs_size)), state, reward, jnp.asarray(True)
 
 
+@partial(jax.jit, static_argnums=0)
+def _two_trpo_steps(continuous, params, obs, acts, factor):
+    """`trpo_agent_update`'s step and `trpo_update`'s on the same surrogate and KL, written out."""
+    B = obs.shape[0]
+    net = lambda p, o: jnp.tanh(o @ p[0]) @ p[1]
+    if continuous:
+        policy = training.Policy(lambda p, o: (net(p, o), p[2]), training.DiagonalGaussian())
+
+        def log_density(p):
+            mu, log_std = net(p, obs), p[2]
+            return -jnp.sum((acts - mu) ** 2 / (2 * jnp.exp(2 * log_std)) + log_std + 0.5 * math.log(2 * math.pi), -1)
+
+        def mean_kl(p):
+            mu0, s0, mu, s = net(params, obs), jnp.exp(params[2]), net(p, obs), jnp.exp(p[2])
+            return jnp.mean(jnp.sum(jnp.log(s / s0) + (s0**2 + (mu0 - mu) ** 2) / (2 * s**2) - 0.5, -1))
+    else:
+        policy = training.Policy(net, training.Categorical())
+        log_density = lambda p: jax.nn.log_softmax(net(p, obs))[jnp.arange(B), acts]
+
+        def mean_kl(p):
+            lp0, lp = jax.nn.log_softmax(net(params, obs)), jax.nn.log_softmax(net(p, obs))
+            return jnp.mean(jnp.sum(jnp.exp(lp0) * (lp0 - lp), -1))
+
+    old = log_density(params)
+    surrogate = lambda p: jnp.mean(jnp.exp(log_density(p) - old) * factor)
+    batch = training.AgentBatch(obs, acts, old)
+    ours, _ = training.trpo_agent_update(jax.random.key(0), policy, params, None, batch, factor, kl_threshold=0.02)
+    return ours, rf.trpo_update(surrogate, mean_kl, params, 0.02)
+
+
+@at_most(25)
+@given(st.integers(0, 2**31 - 1), st.booleans())
+def test_trpo_agent_update_is_trpo_update_on_its_surrogate(seed, continuous):
+    """HATRPO's agent step multiplies by the Fisher as Jᵀ H_out J (the network's Jacobian around the
+    Hessian of the KL in the distribution's parameters: exact at the old policy, where the KL's
+    gradient in those parameters is zero). Proved against `trpo_update`, which differentiates the
+    KL through the network twice, on the surrogate mean(r·M) and the mean KL written out for a
+    tanh MLP: categorical (3 actions) or Gaussian (2 dimensions, learnt log-std)."""
+    with jax.enable_x64(True):
+        B = 24
+        k = jax.random.split(jax.random.key(seed), 6)
+        w1, w2 = jax.random.normal(k[0], (4, 8)), 0.5 * jax.random.normal(k[1], (8, 2 if continuous else 3))
+        obs, factor = jax.random.normal(k[2], (B, 4)), jax.random.normal(k[3], (B,))
+        if continuous:
+            params = (w1, w2, jnp.full(2, -0.4))
+            acts = jnp.tanh(obs @ w1) @ w2 + jax.random.normal(k[4], (B, 2))
+        else:
+            params, acts = (w1, w2), jax.random.randint(k[4], (B,), 0, 3)
+        ours, theirs = _two_trpo_steps(continuous, params, obs, acts, factor)
+        assert any(float(jnp.max(jnp.abs(a - b))) > 1e-3 for a, b in zip(ours, params, strict=True))  # it moved
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.slow
 @standard_promotion
 @pytest.mark.parametrize(
@@ -281,6 +336,48 @@ def test_heterogeneous_continuous_agents_learn_their_own_targets(algorithm, over
     means = trainer.actions(state.actor_params, jnp.ones((1, 2, 3)))[0]
     np.testing.assert_allclose(means[0, :1], [0.5], atol=0.15)
     np.testing.assert_allclose(means[1], [-0.5, -0.5], atol=0.15)
+
+
+class MixedGame(eqx.Module):
+    """A one-step game with agents of two kinds: agent 0 picks one of 3 discrete actions and costs
+    0.5 unless it picks action 2; agent 1 has a 2-dimensional continuous action paid −‖a¹ − t‖²,
+    t = (−0.5, 0.25). The actions arrive as floats `[2, 2]`: agent 0's index in column 0."""
+
+    num_agents: int = eqx.field(static=True, default=2)
+    obs_size: int = eqx.field(static=True, default=2)
+    action_sizes: tuple[int, ...] = eqx.field(static=True, default=(3, 2))
+    continuous_actions: tuple[bool, ...] = eqx.field(static=True, default=(False, True))
+
+    def reset(self, key):
+        return jnp.ones((2, 2)), jnp.zeros(())
+
+    def step(self, key, state, actions):
+        miss = jnp.where(actions[0, 0] == 2.0, 0.0, 0.5)
+        reward = -miss - jnp.sum((actions[1] - jnp.asarray([-0.5, 0.25])) ** 2)
+        return jnp.ones((2, 2)), state, reward, jnp.asarray(True)
+
+
+@pytest.mark.slow
+@standard_promotion
+@pytest.mark.parametrize("algorithm", ["happo", "hatrpo"])
+def test_a_discrete_and_a_continuous_agent_learn_in_one_run(algorithm):
+    """Agents of different kinds in one run: a categorical actor beside a Gaussian one, each with its
+    own density (the discrete agent's index is stored as a float, and read back as an integer), the
+    sequential update through `lax.switch`. Initially the expected return is −0.5·2/3 −
+    2(σ₀² + (0.5² + 0.25²)/2) ≈ −1.38; after 40 iterations the discrete agent picks action 2, the
+    continuous agent's mean is at its target and the return is above −0.3."""
+    env = MixedGame()
+    cfg = training.MARLConfig(
+        algorithm=algorithm, total_steps=64 * 40, num_envs=64, num_steps=1, actor_lr=0.01, entropy_coef=0.0
+    )
+    trainer = training.make_train(cfg, env)
+    assert [type(trainer.policy(i).family).__name__ for i in range(2)] == ["Categorical", "DiagonalGaussian"]
+    state, metrics = jax.jit(trainer)(jax.random.key(0))
+    assert float(metrics.episode_return[0]) < -1.0
+    assert float(metrics.episode_return[-5:].mean()) > -0.3, metrics.episode_return
+    greedy = trainer.actions(state.actor_params, jnp.ones((1, 2, 2)))[0]
+    np.testing.assert_array_equal(greedy[0], [2.0, 0.0])
+    np.testing.assert_allclose(greedy[1], [-0.5, 0.25], atol=0.15)
 
 
 @standard_promotion

@@ -37,7 +37,7 @@ from ._markov_game import (
 )
 from ._ppo import _check_epsilon, check_ratio, ppo_clip_objective
 from ._sequential import AgentBatch, Categorical, Policy, _alike, minibatch_epochs, sequential_update
-from ._trpo import _check_delta, trpo_update
+from ._trpo import _check_delta, _gauss_newton_fisher_vector_product, _trpo_update
 from ._trust_region import _exact_step, _penalty_from_advantages
 from ._types import Array, ArrayLike, Float, Int, ScalarLike
 from ._values import advantages, discounted_visitation
@@ -314,10 +314,8 @@ def clipped_surrogate_loss(
     **Returns:** a scalar
     (`proofs_as_tests/test_training.py::test_mappo_loss_is_the_pooled_clipped_surrogate`).
     """
-    out = policy.apply(params, batch.observations)
-    ratio = jnp.exp(policy.family.log_prob(out, batch.actions) - batch.old_log_probs)
-    objective = jnp.mean(happo_objective(ratio, factor, clip_epsilon))
-    return -(objective + entropy_coef * jnp.mean(policy.family.entropy(out)))
+    objective = partial(happo_objective, epsilon=clip_epsilon)
+    return _surrogate_loss(policy, params, batch, factor, objective, entropy_coef)
 
 
 def a2c_surrogate_loss(
@@ -333,10 +331,45 @@ def a2c_surrogate_loss(
 
     **Returns:** a scalar (`proofs_as_tests/test_training.py::test_haa2c_with_one_agent_is_a2c_step_for_step`).
     """
+    return _surrogate_loss(policy, params, batch, factor, haa2c_objective, entropy_coef)
+
+
+def _surrogate_loss(
+    policy: Policy,
+    params: Params,
+    batch: AgentBatch,
+    factor: Array,
+    objective: Callable[[Array, Array], Array],
+    entropy_coef: ScalarLike,
+) -> Array:
+    """Minus the mean of `objective(ratio, factor)` and of the entropy bonus (the two losses above)."""
     out = policy.apply(params, batch.observations)
     ratio = jnp.exp(policy.family.log_prob(out, batch.actions) - batch.old_log_probs)
-    objective = jnp.mean(haa2c_objective(ratio, factor))
-    return -(objective + entropy_coef * jnp.mean(policy.family.entropy(out)))
+    return -(jnp.mean(objective(ratio, factor)) + entropy_coef * jnp.mean(policy.family.entropy(out)))
+
+
+def _epochs_of(
+    loss: Callable[[Params, AgentBatch, Array], Array],
+    key: Array,
+    params: Params,
+    opt_state: Any,
+    batch: AgentBatch,
+    factor: Array,
+    optimizer: optax.GradientTransformation,
+    num_epochs: int,
+    num_minibatches: int,
+) -> tuple[Params, Any]:
+    """`minibatch_epochs` of `loss(params, minibatch, factor[minibatch])` (the two Adam-based agent updates)."""
+    return minibatch_epochs(
+        key,
+        params,
+        opt_state,
+        lambda q, idx: loss(q, batch.take(idx), factor[idx]),
+        optimizer,
+        batch_size=batch.size,
+        num_epochs=num_epochs,
+        num_minibatches=num_minibatches,
+    )
 
 
 def ppo_agent_update(
@@ -359,19 +392,8 @@ def ppo_agent_update(
     `clipped_surrogate_loss` with the factor $M$. Kuba et al. (2022) eq. (11), App. D.3;
     Notes A51. An `AgentUpdate` for `sequential_update`.
     """
-    loss = lambda q, idx: clipped_surrogate_loss(
-        policy, q, batch.take(idx), factor[idx], clip_epsilon=clip_epsilon, entropy_coef=entropy_coef
-    )
-    return minibatch_epochs(
-        key,
-        params,
-        opt_state,
-        loss,
-        optimizer,
-        batch_size=batch.size,
-        num_epochs=num_epochs,
-        num_minibatches=num_minibatches,
-    )
+    loss = partial(clipped_surrogate_loss, policy, clip_epsilon=clip_epsilon, entropy_coef=entropy_coef)
+    return _epochs_of(loss, key, params, opt_state, batch, factor, optimizer, num_epochs, num_minibatches)
 
 
 def a2c_agent_update(
@@ -392,17 +414,8 @@ def a2c_agent_update(
     HARL's `haa2c.py` (the authors' third on-policy algorithm: HAPPO's scheme without the clip).
     Notes A51a. An `AgentUpdate` for `sequential_update`.
     """
-    loss = lambda q, idx: a2c_surrogate_loss(policy, q, batch.take(idx), factor[idx], entropy_coef=entropy_coef)
-    return minibatch_epochs(
-        key,
-        params,
-        opt_state,
-        loss,
-        optimizer,
-        batch_size=batch.size,
-        num_epochs=num_epochs,
-        num_minibatches=num_minibatches,
-    )
+    loss = partial(a2c_surrogate_loss, policy, entropy_coef=entropy_coef)
+    return _epochs_of(loss, key, params, opt_state, batch, factor, optimizer, num_epochs, num_minibatches)
 
 
 def trpo_agent_update(
@@ -433,15 +446,19 @@ def trpo_agent_update(
     obs, acts = batch.observations, batch.actions
     old_out = jax.lax.stop_gradient(policy.apply(params, obs))
 
+    # `haa2c_objective`'s mean, written without its input checks: the line search must be free to
+    # evaluate (and reject) a candidate whose ratio overflows, which the checked function would refuse.
     def surrogate(q: Params) -> Array:
         return jnp.mean(jnp.exp(policy.log_prob(q, obs, acts) - batch.old_log_probs) * factor)
 
     def kl(q: Params) -> Array:
         return jnp.mean(policy.kl(old_out, q, obs))
 
-    new = trpo_update(
-        surrogate, kl, params, kl_threshold, damping, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
+    fvp = _gauss_newton_fisher_vector_product(
+        lambda q: policy.apply(q, obs), lambda out: jnp.mean(policy.family.kl(old_out, out)), params, damping
     )
+    delta = _check_delta(kl_threshold, "trpo_agent_update")
+    new = _trpo_update(surrogate, kl, fvp, params, delta, cg_steps, backtrack_ratio, max_backtracks, accept_ratio)
     return new, opt_state
 
 

@@ -87,6 +87,25 @@ def fisher_vector_product(
     return fvp
 
 
+def _gauss_newton_fisher_vector_product(
+    apply_fn: Callable[[Params], Any],
+    output_kl_fn: Callable[[Any], Array],
+    params: Params,
+    damping: ScalarLike = 0.0,
+) -> Callable[[Params], Params]:
+    r"""`fisher_vector_product` of `kl_fn = output_kl_fn ∘ apply_fn`, as $J^\top H_{out} J\,v$."""
+    d = check_nonnegative_scalar(damping, "damping", "fisher_vector_product")
+    out, jvp_fn = jax.linearize(apply_fn, params)
+    vjp_fn = jax.linear_transpose(jvp_fn, params)
+    _, output_hvp = jax.linearize(jax.grad(output_kl_fn), out)
+
+    def fvp(v: Params) -> Params:
+        (jt,) = vjp_fn(output_hvp(jvp_fn(v)))
+        return _tree_axpy(d, v, jt)
+
+    return fvp
+
+
 @jaxtyped(typechecker=beartype)
 def natural_gradient_step(
     g: Params,
@@ -265,8 +284,25 @@ def trpo_update(
     ```
     """
     delta = _check_delta(delta, "trpo_update")
-    g = jax.grad(surrogate_fn)(params)
     fvp = fisher_vector_product(kl_fn, params, damping)
+    return _trpo_update(
+        surrogate_fn, kl_fn, fvp, params, delta, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
+    )
+
+
+def _trpo_update(
+    surrogate_fn: Callable[[Params], Array],
+    kl_fn: Callable[[Params], Array],
+    fvp: Callable[[Params], Params],
+    params: Params,
+    delta: Array,
+    cg_steps: int,
+    backtrack_ratio: float,
+    max_backtracks: int,
+    accept_ratio: float,
+) -> Params:
+    """`trpo_update` with its (damped) Fisher-vector product given."""
+    g = jax.grad(surrogate_fn)(params)
     step = natural_gradient_step(g, fvp, delta, cg_steps)
     return backtracking_line_search(
         surrogate_fn,

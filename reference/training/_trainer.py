@@ -47,11 +47,14 @@ class MultiAgentEnv(Protocol):
       whose observations are shorter are zero-padded, which changes no network's function:
       the padded inputs meet weights whose gradient is zero) and `action_sizes` (per agent, the
       number of discrete actions, or the dimension of continuous ones);
-    - optionally `continuous_actions: bool` (default `False`): the actions are real vectors;
+    - optionally `continuous_actions` (default `False`): `True` if every agent's actions are real
+      vectors, or one bool per agent when the kinds differ (a discrete agent beside continuous ones);
     - `reset(key) -> (obs [n, obs_size], state)`;
     - `step(key, state, actions) -> (obs, state, team_reward [], done [])`, `actions` `[n]` ints
-      or `[n, D]` floats (`D = max(action_sizes)`, an agent's own dimensions first), resetting by
-      itself when `done` (the returned `obs` is then the new episode's first observation).
+      if every agent is discrete, else `[n, D]` floats (`D` the largest continuous action size, or
+      1): a continuous agent's own dimensions first, a discrete agent's action index in column 0,
+      zeros after; resetting by itself when `done` (the returned `obs` is then the new episode's
+      first observation).
     """
 
     num_agents: int
@@ -377,8 +380,8 @@ class TrainState(eqx.Module):
 class Transition(eqx.Module):
     """One step of every environment, as a rollout records it (`lax.scan` stacks a time axis in front).
 
-    `obs [E, n, obs_size]` (before the step), `actions` (`[E, n]` ints, or `[E, n, D]` floats for
-    continuous actions, `D` the largest action size), `log_probs [E, n]` of the actions taken,
+    `obs [E, n, obs_size]` (before the step), `actions` (`[E, n]` ints, or `[E, n, D]` floats if
+    any agent is continuous, laid out as `MultiAgentEnv.step` takes them), `log_probs [E, n]` of the actions taken,
     `value [E]` (the critic's $V$ of `obs`), `reward [E]` (the team's), `done [E]` (the episode
     ended at this step) and `finished_return [E]` (the ended episode's return, else 0).
     """
@@ -419,16 +422,17 @@ class Trainer:
         self.config, self.env, self.shard_envs = config, env, shard_envs
         self.actor_static, self.critic_static = actor_static, critic_static
         self.algorithm = config.algorithm_spec
-        self.continuous = _continuous(env)
+        self.kinds = _kinds(env)  # per agent: True for continuous actions
+        self.continuous = any(self.kinds)  # the stored actions are floats `[.., n, D]`
         self.num_actors = 1 if self.algorithm.shared_actor else env.num_agents
         # One Policy object per kind of actor: agents whose networks have the same shapes share it,
         # which lets `sequential_update` gather them by index (`agents_alike`).
-        policies: dict[int, Policy] = {}
+        policies: dict[tuple[int, bool], Policy] = {}
         for i in range(self.num_actors):
-            size = env.action_sizes[i]
-            if size not in policies:
-                policies[size] = _policy(actor_static[i], self.continuous)
-        self.policies = tuple(policies[env.action_sizes[i]] for i in range(self.num_actors))
+            kind = (env.action_sizes[i], self.kinds[i])
+            if kind not in policies:
+                policies[kind] = _policy(actor_static[i], self.kinds[i])
+        self.policies = tuple(policies[env.action_sizes[i], self.kinds[i]] for i in range(self.num_actors))
         self.agent_update, self.uses_optimizer = self.algorithm.bind(config, _actor_optimizer(config))
 
     def __repr__(self) -> str:
@@ -461,17 +465,25 @@ class Trainer:
     def _stack_actions(self, acts: Sequence[Array]) -> Array:
         if not self.continuous:
             return jnp.stack(acts, -1)
-        width = max(self.env.action_sizes)
-        return jnp.stack([jnp.pad(a, ((0, 0), (0, width - a.shape[-1]))) for a in acts], 1)
+        # Floats `[B, n, D]`: a continuous agent's own dimensions first, a discrete agent's index
+        # (exact in float32 below 2**24) in column 0; zeros after.
+        dtype = next(a.dtype for a, c in zip(acts, self.kinds, strict=True) if c)
+        cols = [a if c else a[:, None].astype(dtype) for a, c in zip(acts, self.kinds, strict=True)]
+        width = _action_width(self.env.action_sizes, self.kinds)
+        return jnp.stack([jnp.pad(a, ((0, 0), (0, width - a.shape[-1]))) for a in cols], 1)
 
     def _agent_actions(self, acts: Array, agent: int) -> Array:
-        return acts[:, agent, : self.env.action_sizes[agent]] if self.continuous else acts[:, agent]
+        if not self.continuous:
+            return acts[:, agent]
+        if self.kinds[agent]:
+            return acts[:, agent, : self.env.action_sizes[agent]]
+        return acts[:, agent, 0].astype(jnp.int32)
 
     def actions(self, actor_params: tuple[Any, ...], obs: Array, key: Array | None = None) -> Array:
         """Actions for `obs [B, n, obs_size]`: sampled with `key`, the most likely (the mean) without.
 
-        `[B, n]` ints for discrete actions; `[B, n, D]` for continuous ones (`D` the largest action
-        size; an agent with fewer dimensions has zeros after its own).
+        `[B, n]` ints if every agent is discrete; else `[B, n, D]` floats as `MultiAgentEnv.step`
+        takes them (a continuous agent's dimensions first, a discrete agent's index in column 0).
         """
         return self._act(actor_params, obs, key)[0]
 
@@ -487,7 +499,7 @@ class Trainer:
         cfg, env = self.config, self.env
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
         actor_nets, critic_net = _networks(k_actor, k_critic, cfg, env, self.num_actors)
-        actors = tuple(_actor_arrays(a, self.continuous, cfg, env.action_sizes[i]) for i, a in enumerate(actor_nets))
+        actors = tuple(_actor_arrays(a, self.kinds[i], cfg, env.action_sizes[i]) for i, a in enumerate(actor_nets))
         critic = eqx.partition(critic_net, eqx.is_array)[0]
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, cfg.num_envs))
         obs, env_state = self._constrain((obs, env_state))
@@ -944,8 +956,17 @@ def _first_bad_iteration(trainer: Trainer, state: TrainState, k: int) -> int:
     return k
 
 
-def _continuous(env: Any) -> bool:
-    return bool(getattr(env, "continuous_actions", False))
+def _kinds(env: Any) -> tuple[bool, ...]:
+    """Per agent, whether its actions are continuous (`env.continuous_actions`: one bool, or one per agent)."""
+    kinds = getattr(env, "continuous_actions", False)
+    if isinstance(kinds, bool | int):
+        return (bool(kinds),) * env.num_agents
+    return tuple(bool(k) for k in kinds)
+
+
+def _action_width(sizes: Sequence[int], kinds: Sequence[bool]) -> int:
+    """`D` of the stored float actions: the largest continuous size (a discrete agent needs one column)."""
+    return max(size if continuous else 1 for size, continuous in zip(sizes, kinds, strict=True))
 
 
 def _mlp(key: Array, cfg: MARLConfig, in_size: int, out_size: int, last_scale: float) -> eqx.nn.MLP:
@@ -1021,7 +1042,8 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
 
     The algorithm is `config.algorithm` (a name in `ALGORITHMS`, or an `Algorithm`). Actions are
     discrete (`Categorical` actors, logits from an MLP) or, if `env.continuous_actions`,
-    continuous (`DiagonalGaussian` actors: an MLP's mean and a state-independent log-std).
+    continuous (`DiagonalGaussian` actors: an MLP's mean and a state-independent log-std); with
+    one bool per agent in `env.continuous_actions`, each agent gets its own kind.
     Advantages are standardised over the batch (the authors' code) unless
     `normalize_advantages=False`.
 
@@ -1061,10 +1083,17 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
     sizes = tuple(env.action_sizes)
     if len(sizes) != env.num_agents:
         raise ValueError(f"{where}: `env.action_sizes` must have one entry per agent ({env.num_agents}).")
-    algorithm = config.algorithm_spec
-    if algorithm.shared_actor and len(set(sizes)) != 1:
+    kinds = getattr(env, "continuous_actions", False)
+    if not isinstance(kinds, bool | int) and len(tuple(kinds)) != env.num_agents:
         raise ValueError(
-            f"{where}: {algorithm.name!r} shares one actor, so every agent needs the same action size: {sizes}."
+            f"{where}: `env.continuous_actions` must be one bool or one per agent ({env.num_agents}), "
+            f"but has {len(tuple(kinds))} entries."
+        )
+    algorithm = config.algorithm_spec
+    if algorithm.shared_actor and len(set(zip(sizes, _kinds(env), strict=True))) != 1:
+        raise ValueError(
+            f"{where}: {algorithm.name!r} shares one actor, so every agent needs the same kind and size of "
+            f"action: sizes {sizes}, continuous {_kinds(env)}."
         )
     devices = jax.device_count()
     if jax.process_count() > 1 and config.num_envs % devices:
