@@ -93,6 +93,19 @@ def test_sequential_update_refuses_unlike_agents_declared_alike():
     assert [p.shape for p in new] == [(3, 2), (3, 3)]
 
 
+@jax.jit
+def _haa2c_iteration(key, W, obs, acts, old, adv):
+    """One HAA2C iteration of one linear-softmax agent: `a2c_agent_update` (SGD, lr 1, 3 epochs) through
+    `sequential_update` (jitted once for all examples)."""
+    policy = training.Policy(linear_softmax, training.Categorical())
+    update = lambda *a: training.a2c_agent_update(*a, optimizer=optax.sgd(1.0), num_epochs=3)
+    batch = training.AgentBatch(obs, acts, old)
+    (new,), _ = training.sequential_update(
+        key, update, (policy,), (W,), (optax.sgd(1.0).init(W),), (batch,), adv, agents_alike=True
+    )
+    return new
+
+
 @standard_promotion
 @at_most(20)
 @given(st.integers(0, 2**31 - 1))
@@ -106,8 +119,6 @@ def test_haa2c_with_one_agent_is_a2c_step_for_step(seed):
     clipped (HAPPO) step would differ."""
     with jax.enable_x64(True):
         lr, B, epochs = 1.0, 6, 3
-        policy = training.Policy(linear_softmax, training.Categorical())
-        update = lambda *a: training.a2c_agent_update(*a, optimizer=optax.sgd(lr), num_epochs=epochs)
         key = jax.random.key(seed)
         W = 0.1 * jax.random.normal(key, (3, 4))
         ours, theirs = W, np.asarray(W)
@@ -118,11 +129,7 @@ def test_haa2c_with_one_agent_is_a2c_step_for_step(seed):
             acts = np.asarray(jax.random.randint(k_act, (B,), 0, 4))
             adv = np.asarray(jax.random.normal(k_adv, (B,)))
             old = np.asarray(jax.nn.log_softmax(obs @ ours))[np.arange(B), acts]
-            batch = training.AgentBatch(jnp.asarray(obs), jnp.asarray(acts), jnp.asarray(old))
-            (ours,), _ = training.sequential_update(
-                key, update, (policy,), (ours,), (optax.sgd(lr).init(ours),), (batch,), jnp.asarray(adv),
-                agents_alike=True,
-            )  # fmt: skip
+            ours = _haa2c_iteration(key, ours, jnp.asarray(obs), jnp.asarray(acts), jnp.asarray(old), jnp.asarray(adv))
             for _ in range(epochs):
                 logits = obs @ theirs
                 pi = np.exp(logits - logits.max(1, keepdims=True))
@@ -135,6 +142,28 @@ def test_haa2c_with_one_agent_is_a2c_step_for_step(seed):
                 left_the_clip_range |= bool(np.any(np.abs(ratio - 1) > 0.2))
             np.testing.assert_allclose(ours, theirs, rtol=1e-11, atol=1e-12)
         assert left_the_clip_range
+
+
+@partial(jax.jit, static_argnums=0)
+def _pooled_losses(n, W, obs, acts, old, adv, eps, c):
+    """The pooled shared-actor loss and the loss written from `mappo_objective`, with their gradients."""
+    policy = training.Policy(linear_softmax, training.Categorical())
+    pooled = training.AgentBatch(
+        jnp.concatenate([obs[:, i] for i in range(n)]),
+        jnp.concatenate([acts[:, i] for i in range(n)]),
+        jnp.concatenate([old[:, i] for i in range(n)]),
+    )
+
+    def ours(W):
+        return training.clipped_surrogate_loss(policy, W, pooled, jnp.tile(adv, n), clip_epsilon=eps, entropy_coef=c)
+
+    def theirs(W):
+        logp = jax.nn.log_softmax(obs @ W)  # [B, n, A]
+        ratios = jnp.exp(jnp.take_along_axis(logp, acts[..., None], -1)[..., 0] - old)
+        entropy = -jnp.sum(jnp.exp(logp) * logp, -1)
+        return -(jnp.mean(rf.mappo_objective(ratios, adv, eps)) / n + c * jnp.mean(entropy))
+
+    return jax.value_and_grad(ours)(W), jax.value_and_grad(theirs)(W)
 
 
 @given(st.integers(2, 4), st.integers(0, 2**31 - 1), st.floats(0.05, 0.5), st.floats(0.0, 0.1))
@@ -151,30 +180,26 @@ def test_mappo_loss_is_the_pooled_clipped_surrogate(n, seed, eps, c):
         acts = jax.random.randint(k[2], (B, n), 0, 4)
         adv = jax.random.normal(k[3], (B,))
         old = jnp.take_along_axis(jax.nn.log_softmax(obs @ (0.9 * W)), acts[..., None], -1)[..., 0]
-        policy = training.Policy(linear_softmax, training.Categorical())
-        pooled = training.AgentBatch(
-            jnp.concatenate([obs[:, i] for i in range(n)]),
-            jnp.concatenate([acts[:, i] for i in range(n)]),
-            jnp.concatenate([old[:, i] for i in range(n)]),
-        )
-
-        def ours(W):
-            return training.clipped_surrogate_loss(
-                policy, W, pooled, jnp.tile(adv, n), clip_epsilon=eps, entropy_coef=c
-            )
-
-        def theirs(W):
-            logp = jax.nn.log_softmax(obs @ W)  # [B, n, A]
-            ratios = jnp.exp(jnp.take_along_axis(logp, acts[..., None], -1)[..., 0] - old)
-            entropy = -jnp.sum(jnp.exp(logp) * logp, -1)
-            return -(jnp.mean(rf.mappo_objective(ratios, adv, eps)) / n + c * jnp.mean(entropy))
-
-        np.testing.assert_allclose(ours(W), theirs(W), rtol=1e-12)
-        np.testing.assert_allclose(jax.grad(ours)(W), jax.grad(theirs)(W), rtol=1e-10, atol=1e-13)
+        (v1, g1), (v2, g2) = _pooled_losses(n, W, obs, acts, old, adv, eps, c)
+        np.testing.assert_allclose(v1, v2, rtol=1e-12)
+        np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-13)
 
 
 def gaussian_policy():
     return training.Policy(lambda p, o: (o @ p[0], p[1]), training.DiagonalGaussian())
+
+
+@jax.jit
+def _gaussian_happo_iteration(params, obs, acts, old, adv):
+    """One agent's HAPPO iteration (Adam 0.05, ε = 0.2, 3 epochs) through `sequential_update`."""
+    opt = optax.adam(0.05)
+    update = lambda *a: training.ppo_agent_update(*a, optimizer=opt, clip_epsilon=0.2, num_epochs=3)
+    batch = training.AgentBatch(obs, acts, old)
+    (new,), _ = training.sequential_update(
+        jax.random.key(1), update, (gaussian_policy(),), (params,), (opt.init(params),), (batch,), adv,
+        agents_alike=True,
+    )  # fmt: skip
+    return new
 
 
 @standard_promotion
@@ -198,13 +223,8 @@ def test_gaussian_happo_with_one_agent_is_ppo(seed, D):
             return -jnp.sum((a - mu) ** 2 / (2 * jnp.exp(2 * log_std)) + log_std + 0.5 * math.log(2 * math.pi), -1)
 
         old = log_density(params, acts)
+        ours = _gaussian_happo_iteration(params, obs, acts, old, adv)
         opt = optax.adam(0.05)
-        update = lambda *a: training.ppo_agent_update(*a, optimizer=opt, clip_epsilon=eps, num_epochs=epochs)
-        batch = training.AgentBatch(obs, acts, old)
-        (ours,), _ = training.sequential_update(
-            jax.random.key(1), update, (gaussian_policy(),), (params,), (opt.init(params),), (batch,), adv,
-            agents_alike=True,
-        )  # fmt: skip
         theirs, state = params, opt.init(params)
         loss = lambda p: -jnp.mean(rf.ppo_clip_objective(jnp.exp(log_density(p, acts) - old), adv, eps))
         for _ in range(epochs):
@@ -212,6 +232,13 @@ def test_gaussian_happo_with_one_agent_is_ppo(seed, D):
             theirs = optax.apply_updates(theirs, updates)
         for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@partial(jax.jit, static_argnums=4)
+def _gaussian_trpo_step(params, obs, acts, adv, delta):
+    policy = gaussian_policy()
+    batch = training.AgentBatch(obs, acts, policy.log_prob(params, obs, acts))
+    return training.trpo_agent_update(jax.random.key(0), policy, params, None, batch, adv, kl_threshold=delta)[0]
 
 
 @at_most(15)
@@ -227,9 +254,7 @@ def test_gaussian_hatrpo_step_stays_in_the_kl_ball(seed, delta):
         obs = jax.random.normal(k[1], (B, 3))
         acts = obs @ params[0] + 0.6 * jax.random.normal(k[2], (B, D))
         adv = jax.random.normal(k[3], (B,))
-        policy = gaussian_policy()
-        batch = training.AgentBatch(obs, acts, policy.log_prob(params, obs, acts))
-        new, _ = training.trpo_agent_update(jax.random.key(0), policy, params, None, batch, adv, kl_threshold=delta)
+        new = _gaussian_trpo_step(params, obs, acts, adv, delta)
         mu_p, mu_q = np.asarray(obs @ params[0]), np.asarray(obs @ new[0])
         sp, sq = np.exp(np.asarray(params[1])), np.exp(np.asarray(new[1]))
         kl = np.sum(np.log(sq / sp) + (sp**2 + (mu_p - mu_q) ** 2) / (2 * sq**2) - 0.5, -1).mean()
