@@ -10,7 +10,8 @@ Also: the cost of agents that differ (`lax.switch`) under `vmap` over seeds, and
 throughput on multi-agent MuJoCo's halfcheetah_6x1.
 
 Run: `python -m benchmarks.marl` (simple_spread and the mixed agents), `python -m benchmarks.marl
---mixed`, `python -m benchmarks.marl --mabrax`.
+--mixed`, `python -m benchmarks.marl --mabrax`, `python -m benchmarks.marl --cg` (HATRPO's step
+quality and speed against its number of conjugate-gradient steps).
 """
 
 import time
@@ -97,6 +98,56 @@ def mabrax(scenario: str = "halfcheetah_6x1") -> None:
     print("The authors do not report throughput for multi-agent MuJoCo.")
 
 
+def cg_quality(iterations: int = 20) -> None:
+    """HATRPO's step against its number of CG steps: quality (gain, KL, direction) and the trainer's speed."""
+    import jax.numpy as jnp
+
+    env = training.simple_spread_env()
+    config = training.MARLConfig(algorithm="hatrpo", total_steps=3200 * iterations)
+    trainer = training.make_train(config, env)
+    state, _ = jax.jit(trainer)(jax.random.key(0))  # a policy after `iterations` iterations of HATRPO
+
+    @jax.jit
+    def batch_of(state: training.TrainState) -> tuple[training.AgentBatch, jax.Array]:
+        keys = jax.random.split(jax.random.key(1), config.num_steps)
+        state, traj = jax.lax.scan(trainer.rollout_step, state, keys)
+        adv, _ = trainer.advantages_and_targets(
+            traj.reward, traj.value, trainer.value_fn(state.critic_params, state.obs), traj.done
+        )
+        flat = lambda x: x.reshape(config.steps_per_iteration, *x.shape[2:])
+        adv = flat(adv)
+        batch = training.AgentBatch(flat(traj.obs)[:, 0], flat(traj.actions)[:, 0], flat(traj.log_probs)[:, 0])
+        return batch, (adv - adv.mean()) / (adv.std() + 1e-8)
+
+    batch, adv = batch_of(state)
+    policy, params = trainer.policy(0), state.actor_params[0]
+    old_out = policy.apply(params, batch.observations)
+
+    def measure(cg_steps: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        new, _ = training.trpo_agent_update(
+            jax.random.key(0), policy, params, None, batch, adv, kl_threshold=config.kl_threshold, cg_steps=cg_steps
+        )
+        ratio = jnp.exp(policy.log_prob(new, batch.observations, batch.actions) - batch.old_log_probs)
+        step = jnp.concatenate(
+            [jnp.ravel(n - o) for n, o in zip(jax.tree.leaves(new), jax.tree.leaves(params), strict=True)]
+        )
+        return jnp.mean((ratio - 1) * adv), jnp.mean(policy.kl(old_out, new, batch.observations)), step
+
+    _, _, reference_step = jax.jit(lambda: measure(50))()
+    print()
+    print(f"# HATRPO's step against CG steps (simple_spread, agent 0 after {iterations} iterations, {machine()})")
+    print("| CG steps | surrogate gain | mean KL (δ = 0.01) | cos(step, 50-step CG's) | trainer, 1 seed (steps/s) |")
+    print("|---|---|---|---|---|")
+    for cg in (1, 2, 5, 10, 20, 50):
+        gain, kl, step = jax.jit(lambda cg=cg: measure(cg))()
+        cos = jnp.dot(step, reference_step) / (jnp.linalg.norm(step) * jnp.linalg.norm(reference_step) + 1e-30)
+        speed = throughput(training.make_train(training.MARLConfig(algorithm="hatrpo", cg_steps=cg,
+                                                                   total_steps=3200 * 10), env), 1, 10)  # fmt: skip
+        print(f"| {cg} | {float(gain):.5f} | {float(kl):.5f} | {float(cos):.3f} | {speed:,.0f} |")
+    happo = throughput(training.make_train(training.MARLConfig(algorithm="happo", total_steps=3200 * 10), env), 1, 10)
+    print(f"HAPPO in the same run: {happo:,.0f} steps/s (the authors' HATRPO default is 10 CG steps).")
+
+
 if __name__ == "__main__":
     import sys
 
@@ -105,6 +156,8 @@ if __name__ == "__main__":
             mixed_agents()
         elif "--mabrax" in sys.argv:
             mabrax()
+        elif "--cg" in sys.argv:
+            cg_quality()
         else:
             main()
             mixed_agents()

@@ -1,7 +1,9 @@
-"""Train MAPPO, HAPPO or HATRPO (notes §4) on MPE cooperative navigation or Proposition 1's game.
+"""Train MAPPO, HAPPO, HATRPO or HAA2C (notes §4) on MPE, multi-agent MuJoCo, SMAX or Proposition 1's game.
 
     python examples/train_marl.py --algo happo --env simple_spread --total-steps 10_000_000 --seeds 4
     python examples/train_marl.py --algo all --env parameter_sharing --n-agents 4 --total-steps 200_000
+    python examples/train_marl.py --algo all --env halfcheetah_6x1 --total-steps 320000 --seeds 3 --num-envs 64
+    python examples/train_marl.py --algo all --env smax_2s3z --total-steps 480000 --seeds 3 --num-envs 64
     python examples/train_marl.py --resume --algo happo --env simple_spread   # continue a stopped run
     python examples/train_marl.py --plot --env simple_spread          # the learning curves, from saved runs
     python examples/train_marl.py --evaluate runs/simple_spread_happo.eqx   # play a checkpoint
@@ -15,11 +17,13 @@ On several processes (`jax.distributed`; one host or many, see docs/distributed.
 Each process steps its share of the environments; process 0 prints, writes the checkpoint, the
 curves and the plot; a process that loses a peer exits with one line within --peer-timeout seconds.
 
-Needs the `marl` extra for simple_spread (`pip install -e ".[marl,examples]"`). Every seed trains in
+Needs the `marl` extra for simple_spread and SMAX (`pip install -e ".[marl,examples]"`), the `mabrax`
+extra for multi-agent MuJoCo (halfcheetah_6x1, ant_4x2, hopper_3x1, walker2d_2x3). Every seed trains in
 one jitted call (`jax.vmap` over seeds) in chunks of `--chunk` iterations; after each chunk the
 progress is printed and the state saved, atomically, to `<out>/<env>_<algo>.eqx` (a checkpoint that
 carries its own configuration: `--evaluate` and `--resume` need no other flag), the curves to
-`<out>/<env>_<algo>.npz`. One iteration is `--num-envs` × 25 environment steps (8 for the game), so
+`<out>/<env>_<algo>.npz`. One iteration is `--num-envs` × 25 environment steps (100 for MuJoCo, 50
+for SMAX, 8 for the game), so
 `--total-steps` must be at least that. A NaN or infinity stops training with the iteration and the
 last good checkpoint named. Bad arguments are answered with one line and exit status 2.
 """

@@ -252,3 +252,38 @@ def test_line_search_closed_form_cases():
     np.testing.assert_allclose(got, 0.8**4 * one, rtol=1e-14)
     got = rf.backtracking_line_search(lambda x: -x[0], lambda x: 0.0 * x[0], jnp.zeros(1), one, 2.0, 1.0)
     np.testing.assert_allclose(got, jnp.zeros(1), atol=0)
+
+
+@jax.jit
+def _float32_trpo_step(g, c):
+    return rf.trpo_update(lambda p: g @ p, lambda p: 0.5 * jnp.sum(c * p**2), jnp.zeros_like(g), 0.01, 0.1, 10)
+
+
+@at_most(10)
+@given(st.integers(0, 2**31 - 1))
+def test_trpo_update_in_float32_solves_a_fisher_small_beside_its_damping(seed):
+    """A47–A49 in float32 with many parameters: 6,000 parameters, a Fisher diag(c) with c in [0, 0.02]
+    (a nearly deterministic policy's: small beside the damping 0.1), 10 CG steps. `trpo_update` takes
+    the natural-gradient step d = √(2δ/gᵀA⁻¹g)·A⁻¹g, A = diag(c) + 0.1·I, computed here in float64
+    (the first candidate is accepted: ½dᵀdiag(c)d < ½dᵀAd = δ and the surrogate gains gᵀd). lineax's
+    CG declares a breakdown (NaN) when pᵀAp < 2·eps·size·100·rᵀr, 0.14·rᵀr here, which
+    eigenvalues near 0.1 would trigger: the solve must be scaled by the damping to stay finite; and
+    a fallback along g would fail the comparison (A⁻¹g is not parallel to g)."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=6000)
+    c = rng.uniform(0.0, 0.02, size=6000)
+    a_inv_g = g / (c + 0.1)
+    expected = np.sqrt(2 * 0.01 / (g @ a_inv_g)) * a_inv_g
+    step = _float32_trpo_step(jnp.asarray(g, jnp.float32), jnp.asarray(c, jnp.float32))
+    assert step.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(step, np.float64), expected, rtol=2e-3, atol=1e-6)
+
+
+def test_natural_gradient_step_falls_back_to_g_when_cg_breaks_down():
+    """H = 0.11·I on 6,000 float32 parameters: lineax's CG declares a breakdown at its first step
+    (pᵀHp = 0.11·rᵀr < 200·eps·6000·rᵀr ≈ 0.14·rᵀr), so the direction is g, which for H = cI is
+    also H⁻¹g's: d = √(2δ/(gᵀg/c))·g/c, finite, on the ellipsoid ½dᵀHd = δ."""
+    g = np.random.default_rng(0).normal(size=6000)
+    d = rf.natural_gradient_step(jnp.asarray(g, jnp.float32), lambda v: 0.11 * v, 0.01)
+    expected = np.sqrt(2 * 0.01 / (g @ g / 0.11)) * g / 0.11
+    np.testing.assert_allclose(np.asarray(d, np.float64), expected, rtol=1e-4, atol=1e-7)

@@ -458,7 +458,9 @@ def trpo_agent_update(
         lambda q: policy.apply(q, obs), lambda out: jnp.mean(policy.family.kl(old_out, out)), params, damping
     )
     delta = _check_delta(kl_threshold, "trpo_agent_update")
-    new = _trpo_update(surrogate, kl, fvp, params, delta, cg_steps, backtrack_ratio, max_backtracks, accept_ratio)
+    new = _trpo_update(
+        surrogate, kl, fvp, damping, params, delta, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
+    )
     return new, opt_state
 
 

@@ -134,6 +134,11 @@ def natural_gradient_step(
     - `cg_steps`: the maximum number of CG iterations.
     - `cg_tol`: CG's relative and absolute tolerance.
 
+    If CG breaks down (lineax's CG gives NaN once $p^\top Hp \le 200\,\epsilon\,\mathrm{size}\,
+    r^\top r$, which in float32 a Fisher with eigenvalues below $\approx 2.4\cdot10^{-5}\,$size
+    meets) the direction falls back to $g$ instead of NaN; `trpo_update` avoids the breakdown by
+    solving with $H$ divided by its damping.
+
     **Returns:** $d^*$, the same structure as `g` (zero if $g = 0$). KL-tightness and
     optimality are proved in `proofs_as_tests/test_trpo.py::test_natural_gradient_step_is_optimal_on_the_ellipsoid`.
 
@@ -150,12 +155,35 @@ def natural_gradient_step(
     """
     delta = _check_delta(delta, "natural_gradient_step")
     check_positive_int(cg_steps, "cg_steps", "natural_gradient_step")
+    return _natural_gradient_step(g, fisher_vector_product, delta, cg_steps, cg_tol, 1.0)
+
+
+def _natural_gradient_step(
+    g: Params,
+    fisher_vector_product: Callable[[Params], Params],
+    delta: Array,
+    cg_steps: int,
+    cg_tol: float,
+    curvature_floor: ScalarLike,
+) -> Params:
+    r"""`natural_gradient_step`, CG solving $(H/f)s = g/f$ for a known lower bound $f$ of $H$'s spectrum.
+
+    lineax's CG declares a breakdown (its step becomes NaN) when $p^\top Hp \le 200\,\epsilon\,
+    \mathrm{size}\;r^\top r$: in float32 with thousands of parameters that is $\approx 0.1\,r^\top r$,
+    which a damped Fisher whose eigenvalues near the damping $0.1$ meets. Dividing by the
+    damping puts the spectrum above 1 (the solution is the same). If CG breaks down all the same,
+    the direction falls back to $g$ (CG's first direction) rather than a NaN.
+    """
     structure = jax.eval_shape(lambda: g)
-    operator = lx.FunctionLinearOperator(fisher_vector_product, structure, tags=lx.positive_semidefinite_tag)
+    inv = 1.0 / jnp.asarray(curvature_floor, jax.tree_util.tree_leaves(g)[0].dtype)
+    scaled = lambda v: jax.tree_util.tree_map(lambda x: inv * x, fisher_vector_product(v))
+    operator = lx.FunctionLinearOperator(scaled, structure, tags=lx.positive_semidefinite_tag)
     # lineax recomputes the true residual every 10 steps; within 10 steps that is one wasted
     # product on the last step (the authors' CG never recomputes it).
     solver = lx.CG(rtol=cg_tol, atol=cg_tol, max_steps=cg_steps, stabilise_every=10 if cg_steps > 10 else None)
-    s = lx.linear_solve(operator, g, solver, throw=False).value
+    s = lx.linear_solve(operator, jax.tree_util.tree_map(lambda x: inv * x, g), solver, throw=False).value
+    finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(s)]))
+    s = jax.tree_util.tree_map(lambda x, y: jnp.where(finite, x, y), s, g)
     sHs = _tree_dot(s, fisher_vector_product(s))
     positive = sHs > 0
     scale = jnp.where(positive, jnp.sqrt(2.0 * delta / jnp.where(positive, sHs, 1.0)), 0.0)
@@ -286,7 +314,7 @@ def trpo_update(
     delta = _check_delta(delta, "trpo_update")
     fvp = fisher_vector_product(kl_fn, params, damping)
     return _trpo_update(
-        surrogate_fn, kl_fn, fvp, params, delta, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
+        surrogate_fn, kl_fn, fvp, damping, params, delta, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
     )
 
 
@@ -294,6 +322,7 @@ def _trpo_update(
     surrogate_fn: Callable[[Params], Array],
     kl_fn: Callable[[Params], Array],
     fvp: Callable[[Params], Params],
+    damping: ScalarLike,
     params: Params,
     delta: Array,
     cg_steps: int,
@@ -301,9 +330,11 @@ def _trpo_update(
     max_backtracks: int,
     accept_ratio: float,
 ) -> Params:
-    """`trpo_update` with its (damped) Fisher-vector product given."""
+    """`trpo_update` with its Fisher-vector product given (damped by `damping`)."""
+    check_positive_int(cg_steps, "cg_steps", "trpo_update")
     g = jax.grad(surrogate_fn)(params)
-    step = natural_gradient_step(g, fvp, delta, cg_steps)
+    d = jnp.asarray(damping)
+    step = _natural_gradient_step(g, fvp, delta, cg_steps, 1e-10, jnp.where(d > 0, d, 1.0))
     return backtracking_line_search(
         surrogate_fn,
         kl_fn,
