@@ -925,6 +925,46 @@ CATALOGUE: tuple[Mutant, ...] = (
         "test_marl_training.py::test_heterogeneous_agents_solve_the_parameter_sharing_game",
         "test_marl_training.py::test_simple_spread_short_run_beats_random",
     ),
+    m(
+        "trainer-discrete-action-wrong-column",
+        "training/_trainer.py",
+        "return acts[:, agent, 0].astype(jnp.int32)",
+        "return acts[:, agent, 1].astype(jnp.int32)",
+        "beside continuous agents, a discrete agent's action is read from the wrong column of the stored floats",
+        "test_training.py::test_a_discrete_and_a_continuous_agent_learn_in_one_run",
+    ),
+    m(
+        "gauss-newton-fisher-without-output-hessian",
+        "_trpo.py",
+        "(jt,) = vjp_fn(output_hvp(jvp_fn(v)))",
+        "(jt,) = vjp_fn(jvp_fn(v))",
+        "HATRPO's Fisher product as JᵀJ, without the KL's Hessian in the distribution's parameters",
+        "test_training.py::test_trpo_agent_update_is_trpo_update_on_its_surrogate",
+    ),
+    m(
+        "gauss-newton-fisher-damping-doubled",
+        "_trpo.py",
+        "return _tree_axpy(d, v, jt)",
+        "return _tree_axpy(2 * d, v, jt)",
+        "HATRPO's Fisher product damped twice as much as the damping given",
+        "test_training.py::test_trpo_agent_update_is_trpo_update_on_its_surrogate",
+    ),
+    m(
+        "cg-not-scaled-by-damping",
+        "_trpo.py",
+        "step = _natural_gradient_step(g, fvp, delta, cg_steps, 1e-10, jnp.where(d > 0, d, 1.0))",
+        "step = _natural_gradient_step(g, fvp, delta, cg_steps, 1e-10, 1.0)",
+        "TRPO's CG solves with the unscaled damped Fisher (lineax's breakdown test fires in float32)",
+        "test_trpo.py::test_trpo_update_in_float32_solves_a_fisher_small_beside_its_damping",
+    ),
+    m(
+        "cg-breakdown-returns-nan",
+        "_trpo.py",
+        "s = jax.tree_util.tree_map(lambda x, y: jnp.where(finite, x, y), s, g)",
+        "s = s",
+        "a CG breakdown's NaN direction is returned (the step is NaN, the line search rejects it)",
+        "test_trpo.py::test_natural_gradient_step_falls_back_to_g_when_cg_breaks_down",
+    ),
 )
 
 
