@@ -10,7 +10,7 @@ Also: the cost of agents that differ (`lax.switch`) under `vmap` over seeds, and
 throughput on multi-agent MuJoCo's halfcheetah_6x1.
 
 Run: `python -m benchmarks.marl` (simple_spread and the mixed agents), `python -m benchmarks.marl
---mixed`, `python -m benchmarks.marl --mabrax`, `python -m benchmarks.marl --cg` (HATRPO's step
+--mixed`, `python -m benchmarks.marl --mabrax`, `python -m benchmarks.marl --smax`, `python -m benchmarks.marl --cg` (HATRPO's step
 quality and speed against its number of conjugate-gradient steps).
 """
 
@@ -98,6 +98,20 @@ def mabrax(scenario: str = "halfcheetah_6x1") -> None:
     print("The authors do not report throughput for multi-agent MuJoCo.")
 
 
+def smax(scenario: str = "2s3z") -> None:
+    """Throughput on JaxMARL's SMAX against the heuristic enemy (needs the `marl` extra)."""
+    env = training.smax_env(scenario)
+    print()
+    print(f"# MARL training throughput, SMAX {scenario} ({env.num_agents} agents, discrete), {machine()}")
+    print("| algorithm | 1 seed, 64 envs × 50 steps (steps/s) | 3 seeds by vmap (steps/s, total) |")
+    print("|---|---|---|")
+    for algo in training.ALGORITHMS:
+        config = training.MARLConfig(algorithm=algo, total_steps=3200 * 4, num_envs=64, num_steps=50)
+        trainer = training.make_train(config, env)
+        print(f"| {algo.upper()} | {throughput(trainer, 1, 4):,.0f} | {throughput(trainer, 3, 4):,.0f} |")
+    print("The authors report no throughput for SMAC.")
+
+
 def cg_quality(iterations: int = 20) -> None:
     """HATRPO's step against its number of CG steps: quality (gain, KL, direction) and the trainer's speed."""
     import jax.numpy as jnp
@@ -156,6 +170,8 @@ if __name__ == "__main__":
             mixed_agents()
         elif "--mabrax" in sys.argv:
             mabrax()
+        elif "--smax" in sys.argv:
+            smax()
         elif "--cg" in sys.argv:
             cg_quality()
         else:

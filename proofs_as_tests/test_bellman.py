@@ -69,7 +69,7 @@ def all_deterministic_values(mdp: rf.FiniteMDP):
     return table, evaluate_many(mdp, pis)
 
 
-@at_most(80)  # each example compiles new shapes
+@at_most(40)  # each example compiles new shapes
 @given(mdps(max_states=4, max_actions=3), st.sampled_from([0, 1, 2, 10]))
 def test_value_iteration_equals_enumeration_and_policy_iteration(mdp, warm_start_sweeps):
     """B3 (A11, A12, A14, A14a, A14b): V* from value iteration equals the elementwise max of

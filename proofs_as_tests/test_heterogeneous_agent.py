@@ -197,7 +197,7 @@ def test_happo_factor_is_importance_weight(game, data):
     )
 
 
-@at_most(80)  # each example compiles new shapes
+@at_most(40)  # each example compiles new shapes
 @given(games(), st.data(), st.floats(0.05, 0.5))
 def test_happo_objective_properties(game, data, eps):
     """B24: with ρ-weighted exact expectations over a ∼ π, (b) the unclipped HAPPO objective minus

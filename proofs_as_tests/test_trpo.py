@@ -72,7 +72,7 @@ def test_tabular_natural_gradient_is_the_weighted_advantage(mdp, data, delta):
     np.testing.assert_allclose(centred, expected, rtol=0, atol=1e-6 * (1 + np.abs(expected).max()))
 
 
-@at_most(80)  # each example compiles new shapes; the identity is checked in float64
+@at_most(40)  # each example compiles new shapes; the identity is checked in float64
 @given(st.integers(1, 6), st.data())
 def test_natural_gradient_step_is_optimal_on_the_ellipsoid(n, data):
     """A49, B13: d* = √(2δ/gᵀH⁻¹g) H⁻¹g lies on the boundary ½dᵀHd = δ, equals the formula
@@ -128,7 +128,7 @@ def kl_rounding_bound(theta, direction, e, weights, fvp_direction) -> float:
     return 2 * F64 * (float(jnp.sum(weights)) * logs + shift)
 
 
-@at_most(80)  # each example compiles new shapes
+@at_most(40)  # each example compiles new shapes
 @given(st.integers(1, 4), st.integers(2, 4), st.data())
 def test_mean_kl_is_quadratic_in_the_fisher_to_second_order(S, A, data):
     """B13: E_s KL(π_k‖π_{θk+εΔ}) = ½ε²ΔᵀHΔ + O(ε³): the remainder shrinks like ε³.

@@ -29,7 +29,7 @@ surrogate_grad = jax.jit(
 objective_grad = jax.jit(jax.grad(lambda th, mdp: rf.expected_return(mdp, jax.nn.softmax(th, -1))))
 
 
-@at_most(80)  # each example compiles new shapes
+@at_most(40)  # each example compiles new shapes
 @given(mdps(), st.data())
 def test_surrogate_matches_objective_to_first_order(mdp, data):
     """B9 (A22, A25): L_π(π) = J(π), and ∇_θ L_{π_θ0}(π_θ) = ∇_θ J(π_θ) at θ = θ0 (TRPO eq. 4);
