@@ -382,6 +382,18 @@ class MixedGame(eqx.Module):
         return jnp.ones((2, 2)), state, reward, jnp.asarray(True)
 
 
+def test_agent_kinds_are_checked_by_make_train():
+    """`continuous_actions` with one entry per agent or none, and a shared actor (MAPPO) over agents of
+    one kind and size only: each refused by `make_train` with the condition named."""
+    with pytest.raises(ValueError, match=r"`env.continuous_actions` must be one bool or one per agent \(2\)"):
+        training.make_train(training.MARLConfig(), MixedGame(continuous_actions=(False, True, True)))
+    with pytest.raises(ValueError, match="'mappo' shares one actor, so every agent needs the same kind and size"):
+        training.make_train(training.MARLConfig(algorithm="mappo"), MixedGame(action_sizes=(2, 2)))
+    training.make_train(
+        training.MARLConfig(algorithm="mappo"), MixedGame(action_sizes=(2, 2), continuous_actions=(True, True))
+    )
+
+
 @pytest.mark.slow
 @standard_promotion
 @pytest.mark.parametrize("algorithm", ["happo", "hatrpo"])

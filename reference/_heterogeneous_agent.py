@@ -455,7 +455,11 @@ def trpo_agent_update(
         return jnp.mean(policy.kl(old_out, q, obs))
 
     fvp = _gauss_newton_fisher_vector_product(
-        lambda q: policy.apply(q, obs), lambda out: jnp.mean(policy.family.kl(old_out, out)), params, damping
+        lambda q: policy.apply(q, obs),
+        lambda out: jnp.mean(policy.family.kl(old_out, out)),
+        params,
+        damping,
+        "trpo_agent_update",
     )
     delta = _check_delta(kl_threshold, "trpo_agent_update")
     new = _trpo_update(

@@ -92,9 +92,10 @@ def _gauss_newton_fisher_vector_product(
     output_kl_fn: Callable[[Any], Array],
     params: Params,
     damping: ScalarLike = 0.0,
+    where: str = "fisher_vector_product",
 ) -> Callable[[Params], Params]:
     r"""`fisher_vector_product` of `kl_fn = output_kl_fn ∘ apply_fn`, as $J^\top H_{out} J\,v$."""
-    d = check_nonnegative_scalar(damping, "damping", "fisher_vector_product")
+    d = check_nonnegative_scalar(damping, "damping", where)
     out, jvp_fn = jax.linearize(apply_fn, params)
     vjp_fn = jax.linear_transpose(jvp_fn, params)
     _, output_hvp = jax.linearize(jax.grad(output_kl_fn), out)
