@@ -85,34 +85,34 @@ def mixed_agents(seeds: int = 4) -> None:
     print("With a batched agent order, `lax.switch` becomes a select that runs all n branches.")
 
 
+def env_table(title: str, env: training.MultiAgentEnv, num_steps: int, iterations: int, note: str) -> None:
+    """Each algorithm's throughput on `env` (64 environments × `num_steps`), 1 seed and 3 seeds by vmap."""
+    print()
+    print(f"# MARL training throughput, {title}, {machine()}")
+    print(f"| algorithm | 1 seed, 64 envs × {num_steps} steps (steps/s) | 3 seeds by vmap (steps/s, total) |")
+    print("|---|---|---|")
+    for algo in training.ALGORITHMS:
+        config = training.MARLConfig(
+            algorithm=algo, total_steps=64 * num_steps * iterations, num_envs=64, num_steps=num_steps
+        )
+        trainer = training.make_train(config, env)
+        one, three = throughput(trainer, 1, iterations), throughput(trainer, 3, iterations)
+        print(f"| {algo.upper()} | {one:,.0f} | {three:,.0f} |")
+    print(note)
+
+
 def mabrax(scenario: str = "halfcheetah_6x1") -> None:
     """Throughput on JaxMARL's multi-agent MuJoCo (needs the `mabrax` extra)."""
     env = training.mabrax_env(scenario, 1000)
-    print()
-    print(f"# MARL training throughput, MABrax {scenario} ({env.num_agents} agents, continuous), {machine()}")
-    print("| algorithm | 1 seed, 64 envs × 100 steps (steps/s) | 3 seeds by vmap (steps/s, total) |")
-    print("|---|---|---|")
-    for algo in training.ALGORITHMS:
-        config = training.MARLConfig(algorithm=algo, total_steps=6400 * 4, num_envs=64, num_steps=100)
-        trainer = training.make_train(config, env)
-        one = throughput(trainer, 1, 2)
-        three = throughput(trainer, 3, 2)
-        print(f"| {algo.upper()} | {one:,.0f} | {three:,.0f} |")
-    print("The authors do not report throughput for multi-agent MuJoCo.")
+    title = f"MABrax {scenario} ({env.num_agents} agents, continuous)"
+    env_table(title, env, 100, 2, "The authors do not report throughput for multi-agent MuJoCo.")
 
 
 def smax(scenario: str = "2s3z") -> None:
     """Throughput on JaxMARL's SMAX against the heuristic enemy (needs the `marl` extra)."""
     env = training.smax_env(scenario)
-    print()
-    print(f"# MARL training throughput, SMAX {scenario} ({env.num_agents} agents, discrete), {machine()}")
-    print("| algorithm | 1 seed, 64 envs × 50 steps (steps/s) | 3 seeds by vmap (steps/s, total) |")
-    print("|---|---|---|")
-    for algo in training.ALGORITHMS:
-        config = training.MARLConfig(algorithm=algo, total_steps=3200 * 4, num_envs=64, num_steps=50)
-        trainer = training.make_train(config, env)
-        print(f"| {algo.upper()} | {throughput(trainer, 1, 4):,.0f} | {throughput(trainer, 3, 4):,.0f} |")
-    print("The authors report no throughput for SMAC.")
+    title = f"SMAX {scenario} ({env.num_agents} agents, discrete)"
+    env_table(title, env, 50, 4, "The authors report no throughput for SMAC.")
 
 
 def cg_quality(iterations: int = 20) -> None:

@@ -1090,10 +1090,11 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
             f"but has {len(tuple(kinds))} entries."
         )
     algorithm = config.algorithm_spec
-    if algorithm.shared_actor and len(set(zip(sizes, _kinds(env), strict=True))) != 1:
+    agent_kinds = _kinds(env)
+    if algorithm.shared_actor and len(set(zip(sizes, agent_kinds, strict=True))) != 1:
         raise ValueError(
             f"{where}: {algorithm.name!r} shares one actor, so every agent needs the same kind and size of "
-            f"action: sizes {sizes}, continuous {_kinds(env)}."
+            f"action: sizes {sizes}, continuous {agent_kinds}."
         )
     devices = jax.device_count()
     if jax.process_count() > 1 and config.num_envs % devices:
