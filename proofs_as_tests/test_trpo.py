@@ -103,6 +103,27 @@ def test_natural_gradient_step_is_optimal_on_the_ellipsoid(n, data):
     np.testing.assert_allclose(np.concatenate([tree_d["a"], tree_d["b"]]), d, rtol=1e-8, atol=1e-12)
 
 
+@at_most(40)  # each example compiles new shapes
+@given(st.integers(4, 10), st.integers(1, 3), st.data())
+def test_truncated_cg_step_is_the_krylov_step_on_the_ellipsoid(n, k, data):
+    """A49 with CG stopped after k < n steps (the trainer's case): CG's k-th iterate is the
+    Galerkin solution s_k = K(KᵀHK)⁻¹Kᵀg on the Krylov space K = span{g, Hg, …, H^{k−1}g}
+    (computed here by numpy from an orthonormal basis of K, no CG), and the step
+    √(2δ/s_kᵀHs_k)·s_k lies on the boundary ½dᵀHd = δ: its scale uses s_kᵀg, which equals s_kᵀHs_k
+    only because the residual g − Hs_k is orthogonal to K."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    M = rng.normal(size=(n, n))
+    H = M @ M.T / n + 0.5 * np.eye(n)
+    g = rng.normal(size=n)
+    delta = 0.01
+    d = np.asarray(rf.natural_gradient_step(jnp.asarray(g), lambda v: jnp.asarray(H) @ v, delta, cg_steps=k))
+    krylov = np.stack([np.linalg.matrix_power(H, j) @ g for j in range(k)], axis=1)
+    K, _ = np.linalg.qr(krylov)
+    s = K @ np.linalg.solve(K.T @ H @ K, K.T @ g)
+    np.testing.assert_allclose(d, np.sqrt(2 * delta / (s @ H @ s)) * s, rtol=1e-8, atol=1e-12)
+    assert abs(0.5 * d @ H @ d - delta) <= 1e-9 * delta
+
+
 F64 = float(np.finfo(np.float64).eps) / 2  # unit round-off u of float64
 
 

@@ -123,7 +123,9 @@ def natural_gradient_step(
     $s \approx H^{-1}g$ is computed by conjugate gradient (lineax `CG`, at most `cg_steps`
     steps, as the authors' code); the scale is $\sqrt{2\delta/(s^\top H s)}$, which equals
     $\sqrt{2\delta/(g^\top H^{-1}g)}$ when CG has converged and keeps
-    $\tfrac12 d^\top H d = \delta$ exactly for the computed direction. Notes A49; Kuba et al.
+    $\tfrac12 d^\top H d = \delta$ exactly for the computed direction, converged or not.
+    $s^\top Hs$ is computed as $s^\top g$, equal for every CG iterate started at 0 (its residual
+    $g - Hs$ is orthogonal to the Krylov space $s$ lies in), which saves one product with $H$. Notes A49; Kuba et al.
     (2022) eq. (8); Schulman et al. (2015) App. C. Correction C22: the notes write the step
     without the direction $H^{-1}g$ and without the transpose.
 
@@ -185,7 +187,10 @@ def _natural_gradient_step(
     s = lx.linear_solve(operator, jax.tree_util.tree_map(lambda x: inv * x, g), solver, throw=False).value
     finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(s)]))
     s = jax.tree_util.tree_map(lambda x, y: jnp.where(finite, x, y), s, g)
-    sHs = _tree_dot(s, fisher_vector_product(s))
+    # sᵀHs = sᵀg for every CG iterate started at 0 (its residual g − Hs is orthogonal to the Krylov
+    # space s lies in): one Fisher-vector product fewer. After the fallback to g it is computed.
+    # (Under `vmap` with a batched `finite` the cond is a select and both sides run.)
+    sHs = jax.lax.cond(finite, lambda: _tree_dot(s, g), lambda: _tree_dot(s, fisher_vector_product(s)))
     positive = sHs > 0
     scale = jnp.where(positive, jnp.sqrt(2.0 * delta / jnp.where(positive, sHs, 1.0)), 0.0)
     return jax.tree_util.tree_map(lambda x: (scale * x).astype(x.dtype), s)

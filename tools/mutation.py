@@ -965,6 +965,22 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a CG breakdown's NaN direction is returned (the step is NaN, the line search rejects it)",
         "test_trpo.py::test_natural_gradient_step_falls_back_to_g_when_cg_breaks_down",
     ),
+    m(
+        "fallback-curvature-from-galerkin",
+        "_trpo.py",
+        "lambda: _tree_dot(s, g), lambda: _tree_dot(s, fisher_vector_product(s))",
+        "lambda: _tree_dot(s, g), lambda: _tree_dot(s, g)",
+        "after CG's fallback to g the step is scaled by gᵀg instead of gᵀHg (Galerkin's sᵀg used where it fails)",
+        "test_trpo.py::test_natural_gradient_step_falls_back_to_g_when_cg_breaks_down",
+    ),
+    m(
+        "cg-one-step-more",
+        "_trpo.py",
+        "max_steps=cg_steps,",
+        "max_steps=cg_steps + 1,",
+        "CG runs one step more than `cg_steps`",
+        "test_trpo.py::test_truncated_cg_step_is_the_krylov_step_on_the_ellipsoid",
+    ),
 )
 
 
