@@ -1,5 +1,7 @@
 """Notes §3: the Fisher matrix, the natural-gradient step and the TRPO update. Catalogue item B13 (`docs/notes.md`)."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -16,6 +18,14 @@ def tabular_kl(theta_old, weights):
     return lambda theta: jnp.dot(weights, rf.kl_divergence(p, jax.nn.softmax(theta, -1)))
 
 
+@jax.jit
+def _tabular_fisher_matrix(theta, w, damping):
+    """The matrix of `fisher_vector_product` of Σ_s w_s KL at θ, column i = H·e_i (one compilation per shape)."""
+    S, A = theta.shape
+    fvp = rf.fisher_vector_product(tabular_kl(theta, w), theta, damping)
+    return jax.vmap(lambda e: fvp(e.reshape(S, A)).reshape(-1), out_axes=1)(jnp.eye(S * A, dtype=theta.dtype))
+
+
 @given(st.integers(1, 4), st.integers(2, 4), st.data())
 def test_tabular_softmax_fisher_matches_closed_form(S, A, data):
     """A48, B13: for a tabular softmax the Hessian of Σ_s w_s KL at θ_old, by autodiff
@@ -24,15 +34,24 @@ def test_tabular_softmax_fisher_matches_closed_form(S, A, data):
     theta = jnp.asarray(rng.uniform(-3, 3, (S, A)))
     w = jnp.asarray(rng.uniform(0.1, 2, S))
     damping = data.draw(st.sampled_from([0.0, 0.1]))
-    fvp = rf.fisher_vector_product(tabular_kl(theta, w), theta, damping)
+    H = np.asarray(_tabular_fisher_matrix(theta, w, damping))
     n = S * A
-    H = np.stack([np.asarray(fvp(jnp.eye(n)[i].reshape(S, A))).reshape(-1) for i in range(n)], axis=1)
     pi = np.asarray(jax.nn.softmax(theta, -1))
     closed = np.zeros((n, n))
     for s in range(S):
         block = float(w[s]) * (np.diag(pi[s]) - np.outer(pi[s], pi[s]))
         closed[s * A : (s + 1) * A, s * A : (s + 1) * A] = block
     np.testing.assert_allclose(H, closed + damping * np.eye(n), rtol=0, atol=1e-12)
+
+
+@jax.jit
+def _tabular_natural_step(mdp, theta, w, delta):
+    """`natural_gradient_step` on the gradient of `surrogate_objective` at θ with the Fisher of
+    Σ_s w_s KL (CG: exact in ≤ SA steps, up to round-off; one compilation per shape)."""
+    pi = jax.nn.softmax(theta, -1)
+    grad = jax.grad(lambda th: rf.surrogate_objective(mdp, pi, jax.nn.softmax(th, -1)))(theta)
+    fvp = rf.fisher_vector_product(tabular_kl(theta, w), theta)
+    return rf.natural_gradient_step(grad, fvp, delta, cg_steps=10 * theta.size)
 
 
 @at_most(30)
@@ -57,11 +76,7 @@ def test_tabular_natural_gradient_is_the_weighted_advantage(mdp, data, delta):
     w = rho if data.draw(st.booleans()) else rng.uniform(0.1, 2.0, S)
     if np.min(w) <= 1e-6 or np.max(np.abs(adv)) <= 1e-6:
         return  # a state never visited (w = 0) or no advantage anywhere: no step to compare
-    grad = jax.grad(lambda th: rf.surrogate_objective(mdp, pi, jax.nn.softmax(th, -1)))(theta)
-    fvp = rf.fisher_vector_product(tabular_kl(theta, jnp.asarray(w)), theta)
-    d = np.asarray(
-        rf.natural_gradient_step(grad, fvp, delta, cg_steps=10 * S * A)
-    )  # CG: exact in ≤ SA steps, up to round-off
+    d = np.asarray(_tabular_natural_step(mdp, theta, jnp.asarray(w), delta))
     x = (rho / w)[:, None] * adv
     x = x - x.mean(axis=1, keepdims=True)
     quad = np.sum(w * ((p * x**2).sum(1) - (p * x).sum(1) ** 2))  # xᵀHx = Σ_s w_s Var_π(x_s)
@@ -72,7 +87,25 @@ def test_tabular_natural_gradient_is_the_weighted_advantage(mdp, data, delta):
     np.testing.assert_allclose(centred, expected, rtol=0, atol=1e-6 * (1 + np.abs(expected).max()))
 
 
-@at_most(40)  # each example compiles new shapes; the identity is checked in float64
+@functools.partial(jax.jit, static_argnames="cg_steps")
+def _natural_step(g, H, delta, cg_steps):
+    """`natural_gradient_step` with v ↦ Hv, compiled once per shape (a new closure per call would
+    make lineax compile its CG again at every example)."""
+    return rf.natural_gradient_step(g, lambda v: H @ v, delta, cg_steps=cg_steps)
+
+
+@functools.partial(jax.jit, static_argnames="cg_steps")
+def _natural_step_on_a_tree(g, H, delta, cg_steps):
+    """The same step with g and Hv as a dict of two blocks {a: first k entries, b: the rest}."""
+    k = g["a"].shape[0]
+
+    def tree_fvp(v):
+        flat = H @ jnp.concatenate([v["a"], v["b"]])
+        return {"a": flat[:k], "b": flat[k:]}
+
+    return rf.natural_gradient_step(g, tree_fvp, delta, cg_steps=cg_steps)
+
+
 @given(st.integers(1, 6), st.data())
 def test_natural_gradient_step_is_optimal_on_the_ellipsoid(n, data):
     """A49, B13: d* = √(2δ/gᵀH⁻¹g) H⁻¹g lies on the boundary ½dᵀHd = δ, equals the formula
@@ -84,7 +117,7 @@ def test_natural_gradient_step_is_optimal_on_the_ellipsoid(n, data):
     g = rng.normal(size=n)
     delta = float(data.draw(st.sampled_from([1e-3, 0.01, 0.5])))
     Hj = jnp.asarray(H)
-    d = np.asarray(rf.natural_gradient_step(jnp.asarray(g), lambda v: Hj @ v, delta, cg_steps=4 * n))
+    d = np.asarray(_natural_step(jnp.asarray(g), Hj, delta, cg_steps=4 * n))
     x = np.linalg.solve(H, g)
     np.testing.assert_allclose(d, np.sqrt(2 * delta / (g @ x)) * x, rtol=1e-8, atol=1e-12)
     assert abs(0.5 * d @ H @ d - delta) <= 1e-9 * delta
@@ -94,16 +127,10 @@ def test_natural_gradient_step_is_optimal_on_the_ellipsoid(n, data):
         assert g @ u <= g @ d + 1e-12
     k = n // 2
     tree_g = {"a": jnp.asarray(g[:k]), "b": jnp.asarray(g[k:])}
-
-    def tree_fvp(v):
-        flat = Hj @ jnp.concatenate([v["a"], v["b"]])
-        return {"a": flat[:k], "b": flat[k:]}
-
-    tree_d = rf.natural_gradient_step(tree_g, tree_fvp, delta, cg_steps=4 * n)
+    tree_d = _natural_step_on_a_tree(tree_g, Hj, delta, cg_steps=4 * n)
     np.testing.assert_allclose(np.concatenate([tree_d["a"], tree_d["b"]]), d, rtol=1e-8, atol=1e-12)
 
 
-@at_most(40)  # each example compiles new shapes
 @given(st.integers(4, 10), st.integers(1, 3), st.data())
 def test_truncated_cg_step_is_the_krylov_step_on_the_ellipsoid(n, k, data):
     """A49 with CG stopped after k < n steps (the trainer's case): CG's k-th iterate is the
@@ -116,7 +143,7 @@ def test_truncated_cg_step_is_the_krylov_step_on_the_ellipsoid(n, k, data):
     H = M @ M.T / n + 0.5 * np.eye(n)
     g = rng.normal(size=n)
     delta = 0.01
-    d = np.asarray(rf.natural_gradient_step(jnp.asarray(g), lambda v: jnp.asarray(H) @ v, delta, cg_steps=k))
+    d = np.asarray(_natural_step(jnp.asarray(g), jnp.asarray(H), delta, cg_steps=k))
     krylov = np.stack([np.linalg.matrix_power(H, j) @ g for j in range(k)], axis=1)
     K, _ = np.linalg.qr(krylov)
     s = K @ np.linalg.solve(K.T @ H @ K, K.T @ g)

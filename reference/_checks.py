@@ -18,6 +18,7 @@ them from compiled code; eager checks always run.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -121,11 +122,29 @@ def _thread(x: T, pred: Array, index: Array, msgs: list[str]) -> T:
     return out if attached else eqx.branched_error_if(x, pred, index, msgs)
 
 
-def _entry(name: str) -> Callable[[np.ndarray, np.ndarray, tuple[int, ...]], str]:
-    def detail(arr: np.ndarray, mask: np.ndarray, index: tuple[int, ...]) -> str:
-        return f", but {name}{list(index)} = {arr[index]}" if index else f", but is {arr.item()}"
+# The rules' functions are module-level functions bound by `functools.partial`, not closures: a
+# `def` inside a check would be a new function at every call, and a runtime type checker that
+# decorates every function of the package (jaxtyping's import hook, as the tests run) would
+# decorate it again at every call (about 1 ms each, more than the check itself).
 
-    return detail
+
+def _entry_detail(name: str, arr: np.ndarray, mask: np.ndarray, index: tuple[int, ...]) -> str:
+    return f", but {name}{list(index)} = {arr[index]}" if index else f", but is {arr.item()}"
+
+
+def _entry(name: str) -> Callable[[np.ndarray, np.ndarray, tuple[int, ...]], str]:
+    return functools.partial(_entry_detail, name)
+
+
+def _sum_detail(axis_names: str, tol: float, arr: np.ndarray, mask: np.ndarray, index: tuple[int, ...]) -> str:
+    where_txt = f" at ({axis_names}) = {index}" if index else ""
+    return f"{where_txt}, but the sum is {float(arr.sum(axis=-1)[index]):.10g} (tolerance {tol:g})"
+
+
+def _outside(lo: float, hi: float, closed_lo: bool, closed_hi: bool, xp: Any, a: Any) -> Any:
+    below = (a < lo) if closed_lo else (a <= lo)
+    above = (a > hi) if closed_hi else (a >= hi)
+    return below | above
 
 
 def _finite_rule(name: str, where: str) -> Rule:
@@ -144,18 +163,13 @@ def check_distribution(x: Array, name: str, where: str, axis_names: str) -> Arra
     names the leading indices in messages, e.g. `"s, a"`.
     """
     tol = row_sum_tolerance(x.dtype)
-
-    def sum_detail(arr: np.ndarray, mask: np.ndarray, index: tuple[int, ...]) -> str:
-        where_txt = f" at ({axis_names}) = {index}" if index else ""
-        return f"{where_txt}, but the sum is {float(arr.sum(axis=-1)[index]):.10g} (tolerance {tol:g})"
-
     rules: list[Rule] = [
         _finite_rule(name, where),
         (lambda xp, a: a < 0, f"{where}: `{name}` must be non-negative (probabilities)", _entry(name)),
         (
             lambda xp, a: xp.abs(a.sum(axis=-1) - 1.0) > tol,
             f"{where}: `{name}` must sum to 1 along its last axis",
-            sum_detail,
+            functools.partial(_sum_detail, axis_names, tol),
         ),
     ]
     return enforce(x, x, rules)
@@ -203,17 +217,16 @@ def check_interval(
     interval = f"{'[' if closed_lo else '('}{lo:g}, {hi:g}{']' if closed_hi else ')'}"
     label = f"`{name}`" + (f" ({meaning})" if meaning else "")
 
-    def outside(xp: Any, a: Any) -> Any:
-        below = (a < lo) if closed_lo else (a <= lo)
-        above = (a > hi) if closed_hi else (a >= hi)
-        return below | above
-
     return enforce(
         v,
         v,
         [
             (lambda xp, a: ~xp.isfinite(a), f"{where}: {label} must be finite", _entry(name)),
-            (outside, f"{where}: {label} must lie in {interval}", _entry(name)),
+            (
+                functools.partial(_outside, lo, hi, closed_lo, closed_hi),
+                f"{where}: {label} must lie in {interval}",
+                _entry(name),
+            ),
         ],
     )
 
