@@ -50,10 +50,6 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     if PROFILE in ("ci", "mutation"):
-        # The end-to-end runs first (a stable sort keeps the order within each group): under
-        # `pytest -n 2` the longest tests (subprocesses, brax's compilation: 1–2 min each) then
-        # overlap the many short proofs instead of finishing alone at the end of the run.
-        items.sort(key=lambda item: "slow" not in item.keywords)
         return
     skip = pytest.mark.skip(reason="slow: runs in the thorough profile (HYPOTHESIS_PROFILE=ci)")
     for item in items:
