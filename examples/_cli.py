@@ -25,3 +25,15 @@ def first_line(err: BaseException) -> str:
     """An exception's first line of text (its type's name if it has none)."""
     text = str(err).strip()
     return (text.splitlines() or [type(err).__name__])[0]
+
+
+def mujoco_log_off_disk() -> None:
+    """MuJoCo (under MABrax) appends its warnings to `MUJOCO_LOG.TXT` in the working directory;
+    send them to the console only. A no-op where MuJoCo is not installed."""
+    try:
+        import mujoco
+    except ImportError:
+        return
+    config = mujoco.MjLogConfig.get()
+    config.logto_file = False
+    config.set()

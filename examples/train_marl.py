@@ -69,6 +69,7 @@ def make_env(env: str, n_agents: int) -> training.MultiAgentEnv:
         except ImportError as err:
             fail(str(err))
     if env in MABRAX:
+        cli.mujoco_log_off_disk()
         try:
             return training.mabrax_env(env, 1000)
         except ImportError as err:

@@ -498,6 +498,11 @@ def test_mabrax_halfcheetah_is_six_continuous_agents_that_train():
     observation the environment returns, and the unpadded part is the environment's own); one
     HAPPO iteration runs and gives finite parameters."""
     pytest.importorskip("brax")
+    import mujoco  # its warnings to the console, not to MUJOCO_LOG.TXT in the working directory
+
+    log = mujoco.MjLogConfig.get()
+    log.logto_file = False
+    log.set()
     env = training.mabrax_env("halfcheetah_6x1", episode_length=1000)
     assert (env.num_agents, env.obs_size, env.action_sizes, env.continuous_actions) == (6, 9, (1,) * 6, True)
     raw, _ = env.env.reset(jax.random.key(0))

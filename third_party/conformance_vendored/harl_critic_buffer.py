@@ -1,6 +1,6 @@
 # Vendored from HARL (https://github.com/PKU-MARL/HARL), the HATRPO/HAPPO authors' code:
 # harl/common/buffers/on_policy_critic_buffer_ep.py, OnPolicyCriticBufferEP.compute_returns, at
-# commit d539bad20f677bc4ce9fa200fa5de31b5f0b9d37. MIT License (setup.py); see LICENSES.md.
+# commit d539bad20f677bc4ce9fa200fa5de31b5f0b9d37. MIT License (setup.py); its full text is in LICENSE-HARL beside this file.
 # Only the branches without a value normaliser are copied (the ValueNorm branches are the same
 # recursion on denormalised values); the lines inside are the original's.
 # ruff: noqa

@@ -1,6 +1,6 @@
 # Vendored from CleanRL (https://github.com/vwxyzjn/cleanrl),
 # cleanrl/ppo_atari_envpool_xla_jax_scan.py at commit fe8d8a03c41a7ef5b523e2e354bd01c363e786bb.
-# MIT License (© 2019 CleanRL developers); see LICENSES.md.
+# MIT License (© 2019 Costa Huang); its full text is in LICENSE-CleanRL beside this file.
 # The lines inside each function are the original's (the critic call that produced next_value
 # is replaced by the argument); the wrapping functions are ours.
 # ruff: noqa

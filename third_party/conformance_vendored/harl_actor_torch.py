@@ -1,5 +1,5 @@
 # Vendored from HARL (https://github.com/PKU-MARL/HARL), the HATRPO/HAPPO authors' code, at commit
-# d539bad20f677bc4ce9fa200fa5de31b5f0b9d37. MIT License (setup.py); see LICENSES.md.
+# d539bad20f677bc4ce9fa200fa5de31b5f0b9d37. MIT License (setup.py); its full text is in LICENSE-HARL beside this file.
 # From harl/algorithms/actors/happo.py (HAPPO.update: the loss, branch use_policy_active_masks=False),
 # harl/runners/on_policy_ha_runner.py (OnPolicyHARunner.train: the agent order and the factor),
 # harl/utils/trpo_util.py (kl_approx, _kl_normal_normal, conjugate_gradient) and

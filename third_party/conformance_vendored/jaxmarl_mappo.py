@@ -1,5 +1,5 @@
 # Vendored from JaxMARL (https://github.com/FLAIROx/JaxMARL), baselines/MAPPO/mappo_rnn_mpe.py at
-# commit c793d095618c6d3edfb5632802348f57b70a4b94. Apache License 2.0 (© FLAIR); see LICENSES.md.
+# commit c793d095618c6d3edfb5632802348f57b70a4b94. Apache License 2.0 (© FLAIR); its full text is in LICENSE-JaxMARL beside this file.
 # The lines inside each function are the original's; the wrapping functions are ours.
 # ruff: noqa
 import jax

@@ -1,5 +1,5 @@
 # Vendored from purejaxrl (https://github.com/luchris429/purejaxrl), purejaxrl/ppo.py at commit
-# 31756b197773a52db763fdbe6d635e4b46522a73. Apache License 2.0 (© Chris Lu); see LICENSES.md.
+# 31756b197773a52db763fdbe6d635e4b46522a73. Apache License 2.0 (© Chris Lu); its full text is in LICENSE-purejaxrl beside this file.
 # The lines inside each function are the original's; the wrapping functions are ours.
 # ruff: noqa
 import jax

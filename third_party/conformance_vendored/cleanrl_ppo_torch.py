@@ -1,6 +1,6 @@
 # Vendored from CleanRL (https://github.com/vwxyzjn/cleanrl), cleanrl/ppo.py (the PyTorch PPO
 # script) at commit fe8d8a03c41a7ef5b523e2e354bd01c363e786bb.
-# MIT License (© 2019 CleanRL developers); see LICENSES.md.
+# MIT License (© 2019 Costa Huang); its full text is in LICENSE-CleanRL beside this file.
 # The lines inside each function are the original's (the critic call that produced next_value and
 # the storage tensors are replaced by arguments; `args.x` becomes the argument `x`); the wrapping
 # functions are ours.

@@ -1,1 +1,0 @@
-"""Lines of other projects, vendored verbatim for examples/conformance.py (see LICENSES.md)."""

@@ -1,0 +1,1 @@
+"""Lines of other projects, vendored verbatim for examples/conformance.py (origins in README.md, licence texts in LICENSE-*)."""
