@@ -5,9 +5,12 @@ anything a reader would miss is missing.
 
 For each page (`*/index.html`): every request other than to the site's own files is blocked and
 reported (a page must load nothing from the network); no formula is left as raw TeX (`\\(`,
-`\\[`, `$$` in the visible text) and every MathML formula has a rendered size; every image has
-loaded (non-zero natural width); every API block written as `::: reference.name` in the page's
-source rendered a documented object with its signature. Screenshots of two pages are written to
+`\\[`, `$$` or any `\\command` in the visible text, outside code); no MathML formula holds a TeX
+command (latex2mathml copies a command it does not know, such as `\\arg`, into the MathML as text)
+or a `mathvariant` style that browsers ignore (`\\mathcal N` shown as a plain N); every MathML
+formula has a rendered size; no table is wider than its column at 1,280 px (a cut-off column);
+every image has loaded (non-zero natural width); every API block written as `::: reference.name`
+in the page's source rendered a documented object with its signature. Screenshots of two pages are written to
 `<site>/_screenshots/` for the record. Uses Playwright's Python driver with the system's Chromium
 (`/usr/bin/chromium`, Debian's `chromium` package; or `--chromium PATH`). Exit status 1 on any
 problem, one line per problem.
@@ -21,9 +24,7 @@ import re
 import sys
 
 SCREENSHOTS = ("mdp/index.html", "trust_region/index.html")
-TEX_COMMAND = re.compile(
-    r"\\(?:frac|tfrac|bar|pi|sum|prod|mathbb|mathcal|mathrm|gamma|ge|le|max|min|text|Big|big|left|right|cdot|hat|rho|lambda|delta|epsilon|theta|nabla|mid|infty)\b"
-)
+TEX_COMMAND = re.compile(r"\\[A-Za-z]{2,}")
 
 
 def source_blocks(docs: pathlib.Path, page: str) -> int:
@@ -74,6 +75,24 @@ def check(site: pathlib.Path, docs: pathlib.Path, chromium: str) -> list[str]:
             )
             for command in sorted(set(re.findall(TEX_COMMAND, prose))):
                 problems.append(f"{page_name}: raw TeX in the text: {command}")
+            in_math = page.evaluate(
+                "Array.from(document.querySelectorAll('math')).map(m => [Array.from("
+                " m.querySelectorAll('mi, mo, mn, mtext')).map(e => e.textContent).join(' '),"
+                " Array.from(m.querySelectorAll('[mathvariant]')).map(e => e.getAttribute('mathvariant'))"
+                ".filter(v => v !== 'normal')])"
+            )
+            left = sorted({c for text, _ in in_math for c in re.findall(TEX_COMMAND, text)})
+            if left:
+                problems.append(f"{page_name}: TeX left inside the MathML: {', '.join(left)}")
+            styles = sorted({v for _, variants in in_math for v in variants})
+            if styles:
+                problems.append(f"{page_name}: MathML styles the browser ignores: mathvariant={', '.join(styles)}")
+            for where, wide, room in page.evaluate(
+                "Array.from(document.querySelectorAll('article table')).map((t, i) =>"
+                " [i + 1, t.scrollWidth, (t.closest('.md-typeset__scrollwrap') || t.parentElement).clientWidth])"
+                ".filter(([i, w, r]) => w > r + 1)"
+            ):
+                problems.append(f"{page_name}: table {where} is {wide} px wide in a {room} px column (columns cut off)")
             unsized = page.evaluate(
                 "Array.from(document.querySelectorAll('math')).filter(m => {"
                 " const r = m.getBoundingClientRect(); return r.width === 0 || r.height === 0;"
