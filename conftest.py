@@ -1,10 +1,22 @@
-"""Doctests of `reference` (the docstrings' Examples) run as a user runs them.
+"""What every test of the repository shares: the proofs' and the doctests'.
 
-That is, with JAX's standard dtype promotion, not the strict promotion the proofs switch on (optax's
-Adam mixes int32 step counts with floats).
+- Doctests of `reference` (the docstrings' Examples) run as a user runs them: with JAX's standard
+  dtype promotion, not the strict promotion the proofs switch on (optax's Adam mixes int32 step
+  counts with floats).
+- Compiled programs are released when they are no longer needed. Every program XLA compiles for
+  the CPU holds ~40 memory mappings (its code and constants) for as long as JAX caches it, and the
+  proofs compile a new program for nearly every shape they draw: run in one process
+  (`python -m pytest`) the suite reached the kernel's limit of 65,530 mappings per process
+  (`vm.max_map_count`) at ~90% and crashed inside XLA (SIGSEGV/SIGABRT). JAX's caches are cleared
+  after any test that leaves more than half the limit in use (not after every module: proofs of
+  different modules share compiled kernels, and recompiling them cost more than a minute of the
+  quick profile); a test that leaves more than 80% in use fails, naming itself, so a leak is caught by name
+  instead of by a crash. `REFERENCE_TEST_MAP_LIMIT` overrides the limit (to show the guard fail).
 """
 
+import gc
 import os
+import pathlib
 
 # BLAS threads: one per process. XLA:CPU may run two LAPACK custom calls at once on its own thread
 # pool (e.g. both branches of a vmapped solver fallback); OpenBLAS's own threads on top of that
@@ -12,6 +24,16 @@ import os
 # reads the variable; one already loaded (numpy's) is limited through threadpoolctl.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# The quick profile (the default; not `HYPOTHESIS_PROFILE=ci`) asks XLA:CPU for its cheaper code
+# generation: the proofs compile a new program for nearly every shape they draw, and compiling,
+# not running, is most of their time (measured: 30-50% less per compilation). LLVM's optimisation
+# level changes how fast the code runs, not what it computes (no fast-math: IEEE arithmetic either
+# way). The thorough profile, which CI runs, compiles exactly as a user's program is compiled.
+# Set before JAX starts its backend; flags the user set come first and are kept.
+if os.environ.get("HYPOTHESIS_PROFILE", "dev") == "dev":
+    quick = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {quick}".strip()
 
 import jax
 import pytest
@@ -22,6 +44,48 @@ except ImportError:  # pragma: no cover
     pass
 else:
     threadpool_limits(1)
+
+
+def _map_limit() -> int | None:
+    """The kernel's limit on one process's memory mappings (None where there is no such file)."""
+    if "REFERENCE_TEST_MAP_LIMIT" in os.environ:
+        return int(os.environ["REFERENCE_TEST_MAP_LIMIT"])
+    try:
+        return int(pathlib.Path("/proc/sys/vm/max_map_count").read_text())
+    except (OSError, ValueError):  # pragma: no cover - not Linux
+        return None
+
+
+MAP_LIMIT = _map_limit()
+
+
+def memory_mappings() -> int:
+    """How many memory mappings this process holds (lines of /proc/self/maps)."""
+    with open("/proc/self/maps", "rb") as maps:
+        return sum(1 for _ in maps)
+
+
+def release_compiled_programs() -> None:
+    """Drop JAX's caches of traced and compiled programs; XLA then unmaps their executables."""
+    jax.clear_caches()
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _memory_mappings_stay_under_the_kernel_limit(request):
+    yield
+    if MAP_LIMIT is None:  # pragma: no cover - not Linux
+        return
+    used = memory_mappings()
+    if used > MAP_LIMIT // 2:
+        release_compiled_programs()
+        if used > MAP_LIMIT * 4 // 5:
+            pytest.fail(
+                f"{request.node.nodeid} left {used:,} memory mappings in use, over 80% of the kernel's limit of "
+                f"{MAP_LIMIT:,} per process (vm.max_map_count; ~40 per compiled program): one more compilation "
+                "could crash XLA. Compile fewer distinct programs in this test or release them.",
+                pytrace=False,
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -105,7 +105,7 @@ def mabrax(scenario: str = "halfcheetah_6x1") -> None:
     """Throughput on JaxMARL's multi-agent MuJoCo (needs the `mabrax` extra)."""
     import mujoco  # MuJoCo's warnings to the console, not to MUJOCO_LOG.TXT in the working directory
 
-    log = mujoco.MjLogConfig.get()
+    log = mujoco.MjLogConfig.get()  # pyright: ignore[reportAttributeAccessIssue]  (not in its stubs)
     log.logto_file = False
     log.set()
     env = training.mabrax_env(scenario, 1000)

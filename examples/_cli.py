@@ -34,6 +34,6 @@ def mujoco_log_off_disk() -> None:
         import mujoco
     except ImportError:
         return
-    config = mujoco.MjLogConfig.get()
+    config = mujoco.MjLogConfig.get()  # pyright: ignore[reportAttributeAccessIssue]  (not in its stubs)
     config.logto_file = False
     config.set()

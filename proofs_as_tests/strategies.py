@@ -45,3 +45,15 @@ def at_most(n: int) -> settings:
     stays quick)."""
     profile = settings.default
     return settings(max_examples=n if profile is None else min(n, profile.max_examples))
+
+
+THOROUGH_EXAMPLES = 75  # the thorough (`ci`) profile's examples per property
+
+
+def examples(n: int) -> int:
+    """`n` examples in the thorough profile; in a lighter one (the quick default) the same share of
+    `n` as its examples are of the thorough profile's, and at least 5. For the checks of
+    `reference.testing`, which draw their own examples."""
+    profile = settings.default
+    drawn = THOROUGH_EXAMPLES if profile is None else profile.max_examples
+    return n if drawn >= THOROUGH_EXAMPLES else max(5, round(n * drawn / THOROUGH_EXAMPLES))

@@ -20,7 +20,7 @@ import scipy.integrate
 from hypothesis import given, strategies as st
 
 import reference as rf
-from proofs_as_tests.strategies import at_most
+from proofs_as_tests.strategies import at_most, examples
 from reference.testing import (
     ConformanceError,
     Conventions,
@@ -293,7 +293,7 @@ CORRECT = {
 def test_correct_implementations_conform(name):
     """No false failure: each correct implementation, under the convention it declares, passes."""
     check, fn, conventions = CORRECT[name]
-    check(fn, conventions, max_examples=25)
+    check(fn, conventions, max_examples=examples(25))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from proofs_as_tests.strategies import examples  # noqa: E402
 from reference.testing import (  # noqa: E402
     ConformanceError,
     Conventions,
@@ -167,7 +168,7 @@ BROKEN = {
 @pytest.mark.parametrize("name", sorted(CORRECT))
 def test_correct_torch_implementations_conform(name):
     check, fn, conventions = CORRECT[name]
-    check(fn, conventions, max_examples=25)
+    check(fn, conventions, max_examples=examples(25))
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))

@@ -500,7 +500,7 @@ def test_mabrax_halfcheetah_is_six_continuous_agents_that_train():
     pytest.importorskip("brax")
     import mujoco  # its warnings to the console, not to MUJOCO_LOG.TXT in the working directory
 
-    log = mujoco.MjLogConfig.get()
+    log = mujoco.MjLogConfig.get()  # pyright: ignore[reportAttributeAccessIssue]  (not in its stubs)
     log.logto_file = False
     log.set()
     env = training.mabrax_env("halfcheetah_6x1", episode_length=1000)

@@ -273,7 +273,8 @@ def test_trpo_update_on_an_equinox_mlp_pytree():
     def kl(p):
         return rf.mean_kl(mdp, pi_old, policy(p))
 
-    new = rf.trpo_update(surrogate, kl, params, 0.01)
+    # one compiled program (run eagerly, the step's ~200 small operations compile one by one)
+    new = jax.jit(lambda p: rf.trpo_update(surrogate, kl, p, 0.01))(params)
     assert float(kl(new)) <= 0.01
     assert float(surrogate(new)) > float(surrogate(params))
     assert float(rf.expected_return(mdp, policy(new))) > float(rf.expected_return(mdp, pi_old))
