@@ -4,6 +4,8 @@ edge cases, policies, cooperative games, trajectories), plus the proofs' own hel
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from hypothesis import settings, strategies as st
 
@@ -51,9 +53,11 @@ THOROUGH_EXAMPLES = 75  # the thorough (`ci`) profile's examples per property
 
 
 def examples(n: int) -> int:
-    """`n` examples in the thorough profile; in a lighter one (the quick default) the same share of
-    `n` as its examples are of the thorough profile's, and at least 5. For the checks of
-    `reference.testing`, which draw their own examples."""
+    """`n` examples, except in the quick profile (the default, `dev`): there the same share of `n` as
+    its examples are of the thorough profile's, and at least 5. For the checks of
+    `reference.testing`, which draw their own examples. (The `mutation` profile keeps `n`: the
+    mutation score was measured with it.)"""
     profile = settings.default
-    drawn = THOROUGH_EXAMPLES if profile is None else profile.max_examples
-    return n if drawn >= THOROUGH_EXAMPLES else max(5, round(n * drawn / THOROUGH_EXAMPLES))
+    if os.environ.get("HYPOTHESIS_PROFILE", "dev") != "dev" or profile is None:
+        return n
+    return max(5, round(n * profile.max_examples / THOROUGH_EXAMPLES))
