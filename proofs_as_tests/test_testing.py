@@ -485,6 +485,38 @@ def test_a_function_that_raises_is_reported_with_its_input():
         check_gae(crashes, max_examples=5)
 
 
+@pytest.mark.parametrize("layout", ["time_major", "batch_major"])
+def test_a_function_that_changes_its_inputs_gets_the_true_counterexample(layout):
+    """A function that scales its rewards in place (as stable-baselines3's buffer adds γ·V to its
+    own) must not change the example the report prints: the rewards printed are the ones the
+    function received on its last call (the shrunk counterexample; recorded by the function on
+    entry, time-major), not 100 times them."""
+    seen = []
+
+    def td_then_scales_rewards(r, v, d, g, lam):  # wrong GAE (λ ignored), and it mutates `r`
+        seen.append(np.array(r if layout == "time_major" else r.T, copy=True))
+        adv = (
+            r
+            + g * (1 - d) * (v[1:] if layout == "time_major" else v[:, 1:])
+            - (v[:-1] if layout == "time_major" else v[:, :-1])
+        )
+        r *= 100.0
+        return adv
+
+    def rewards_then_scales_them(r, d, boot, g):  # wrong returns (G_t = r_t), and it mutates `r`
+        seen.append(np.array(r if layout == "time_major" else r.T, copy=True))
+        out = r.copy()
+        r *= 100.0
+        return out
+
+    for check, fn in ((check_gae, td_then_scales_rewards), (check_discounted_returns, rewards_then_scales_them)):
+        seen.clear()
+        with pytest.raises(ConformanceError) as info:
+            check(fn, Conventions(arrays="numpy", layout=layout), max_examples=100)
+        printed = str(info.value).split(" for rewards=")[1]
+        assert printed.startswith(f"{seen[-1].tolist()},"), (seen[-1], printed[:300])
+
+
 def test_torch_arrays_without_torch_are_refused_before_any_example(monkeypatch):
     import sys
 

@@ -185,3 +185,22 @@ def test_the_torch_gradient_is_checked_not_only_the_value():
     conventions = Conventions(arrays="torch", sign="loss", reduction="mean", advantages="normalised_sample_std")
     with pytest.raises(ConformanceError, match="∂f/∂r"):
         check_ppo_clip(lambda r, a, e: _ppo_loss(r, a, e, detach=True), conventions, max_examples=100)
+
+
+def test_a_torch_function_that_changes_its_inputs_gets_the_true_counterexample():
+    """PyTorch tensors made from numpy share its memory: an in-place `mul_` on the rewards must not
+    change the example the report prints (the rewards the function received on its last call)."""
+    import numpy as np
+
+    seen = []
+
+    def rewards_then_scales_them(r, d, boot, g):  # wrong returns (G_t = r_t), and it mutates `r`
+        seen.append(np.array(r.detach().numpy(), copy=True))
+        out = r.clone()
+        r.mul_(100.0)
+        return out
+
+    with pytest.raises(ConformanceError) as info:
+        check_discounted_returns(rewards_then_scales_them, TORCH, max_examples=100)
+    printed = str(info.value).split(" for rewards=")[1]
+    assert printed.startswith(f"{seen[-1].tolist()},"), (seen[-1], printed[:300])

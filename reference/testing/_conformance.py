@@ -214,7 +214,10 @@ def _to_numpy(out: Any) -> np.ndarray:
 
 
 def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: Any) -> np.ndarray:
-    """Call `fn` on the arguments converted to the declared array type; return float64 numpy."""
+    """Call `fn` on copies of the arguments converted to the declared array type; return float64
+    numpy. Copies: a function that changes its inputs in place (stable-baselines3's buffer adds
+    γ·V(final state) to its rewards) must not change the example the report prints."""
+    args = tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)
     try:
         if conventions.arrays == "jax":
             with jax.enable_x64(True):
@@ -236,8 +239,8 @@ def _ratio_gradient(fn: Callable[..., Any], c: Conventions, ratio: np.ndarray, *
             rest_j = [jax.numpy.asarray(a) if isinstance(a, np.ndarray) else a for a in rest]
             return np.asarray(jax.grad(lambda r: jax.numpy.sum(fn(r, *rest_j)))(jax.numpy.asarray(ratio)))
     torch = _torch()
-    r = torch.tensor(ratio, dtype=torch.float64, requires_grad=True)
-    fn(r, *[_to("torch", a) if isinstance(a, np.ndarray) else a for a in rest]).sum().backward()
+    r = torch.tensor(ratio, dtype=torch.float64, requires_grad=True)  # torch.tensor copies
+    fn(r, *[_to("torch", np.array(a, copy=True)) if isinstance(a, np.ndarray) else a for a in rest]).sum().backward()
     if r.grad is None:  # the output does not depend on the ratio at all
         return np.zeros_like(ratio)
     return r.grad.detach().cpu().numpy()
@@ -359,12 +362,12 @@ def check_gae(fn: Callable[..., Any], conventions: Conventions | None = None, ma
     def test(traj: Trajectory) -> None:
         expected = reference_gae(traj, c.truncation)
         per_step, names = _time_series_args(traj, c)
-        arrays = [traj.rewards, traj.values, *per_step]
-        got = _layout_call("check_gae", fn, c, arrays, [], [traj.gamma, traj.lam], len(traj.rewards))
-        where = (
+        where = (  # from the example as drawn, before the function sees (copies of) it
             f" for rewards={traj.rewards.tolist()}, values={traj.values.tolist()}, {names}, "
             f"gamma={traj.gamma!r}, lam={traj.lam!r} (time-major [T, B])"
         )
+        arrays = [traj.rewards, traj.values, *per_step]
+        got = _layout_call("check_gae", fn, c, arrays, [], [traj.gamma, traj.lam], len(traj.rewards))
         equation = "Â_t = δ_t + γλ(1 − d_t)Â_{t+1}, δ_t = r_t + γ(1 − d_t)V_{t+1} − V_t"
         if c.truncation == "bootstrap":
             equation += " (V_{t+1} = V(final state) and no carry after a truncation)"
@@ -397,11 +400,11 @@ def check_discounted_returns(
         per_step, names = _time_series_args(traj, c)
         T = len(traj.rewards)
         boot = traj.values[T]
-        got = _layout_call("check_discounted_returns", fn, c, [traj.rewards, *per_step], [boot], [traj.gamma], T)
-        where = (
+        where = (  # from the example as drawn, before the function sees (copies of) it
             f" for rewards={traj.rewards.tolist()}, {names}, bootstrap_value={boot.tolist()}, "
             f"gamma={traj.gamma!r} (time-major [T, B])"
         )
+        got = _layout_call("check_discounted_returns", fn, c, [traj.rewards, *per_step], [boot], [traj.gamma], T)
         _compare("check_discounted_returns", "G_t = r_t + γ(1 − d_t)G_{t+1}, G_T = V(s_T)", got, expected, c, where)
 
     _run(trajectories(truncations=True), test, max_examples)
