@@ -517,6 +517,57 @@ def test_a_function_that_changes_its_inputs_gets_the_true_counterexample(layout)
         assert printed.startswith(f"{seen[-1].tolist()},"), (seen[-1], printed[:300])
 
 
+def test_a_check_draws_the_same_examples_on_every_run_unless_asked_not_to():
+    """Reproducible by default (seed 0): two runs hand the function the same inputs; another seed,
+    or `seed=None`, draws others."""
+
+    def recorded(**kwargs):
+        seen = []
+
+        def product(r, a):
+            seen.append((np.array(r, copy=True), np.array(a, copy=True)))
+            return a * np.prod(r, axis=1)
+
+        check_happo_factor(product, Conventions(arrays="numpy"), max_examples=8, **kwargs)
+        return seen
+
+    def same(x, y):
+        return len(x) == len(y) and all(
+            a.shape == c.shape and b.shape == d.shape and np.array_equal(a, c) and np.array_equal(b, d)
+            for (a, b), (c, d) in zip(x, y, strict=True)
+        )
+
+    first, again = recorded(), recorded()
+    assert same(first, again)
+    assert not same(first, recorded(seed=1))
+    assert not same(recorded(seed=None), recorded(seed=None))
+
+
+@given(st.integers(1, 2))
+def test_a_check_inside_a_given_test_says_how_to_call_it(k):
+    """hypothesis refuses a @given inside a @given with a health check about quadratic shrinking;
+    the check says instead what to do."""
+    with pytest.raises(RuntimeError, match=r"inside a hypothesis @given test.*pytest.mark.parametrize"):
+        check_happo_factor(lambda r, a: a * np.prod(r, axis=1), Conventions(arrays="numpy"), max_examples=k)
+
+
+def test_bad_seeds_and_boolean_tolerances_are_refused():
+    # under the proofs' run-time type checking (jaxtyping's hook) a str is refused by its type first
+    with pytest.raises((ValueError, jaxtyping.TypeCheckError), match="seed"):
+        check_happo_factor(rf.happo_factor, seed="0")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`seed` must be an int or None, got True"):
+        check_happo_factor(rf.happo_factor, seed=True)
+    with pytest.raises(ValueError, match="`max_examples` must be an int >= 1, got True"):
+        check_happo_factor(rf.happo_factor, max_examples=True)
+    # a bool is an int to Python: Conventions(rtol=True) was accepted. (The proofs' type-checking
+    # hook refuses it before __post_init__; a user's call reaches __post_init__, called here.)
+    for name in ("rtol", "atol"):
+        c = Conventions()
+        object.__setattr__(c, name, True)
+        with pytest.raises(ValueError, match=f"`{name}` must be a finite number >= 0, got True"):
+            c.__post_init__()
+
+
 def test_torch_arrays_without_torch_are_refused_before_any_example(monkeypatch):
     import sys
 

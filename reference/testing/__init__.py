@@ -20,6 +20,15 @@ def test_my_gae():
     check_gae(lambda r, v, d, g, l: my_gae(r, v, d, g, l), Conventions(arrays="numpy"))
 ```
 
+Every check takes `max_examples` and `seed`: with the default `seed=0` it draws the same examples
+on every run (a user's CI cannot flip), `seed=1, 2, …` other fixed ones, `seed=None` fresh ones.
+Call a check from a plain test, parametrised with `pytest.mark.parametrize` where it must vary, not
+inside a hypothesis `@given` test (hypothesis refuses a `@given` within a `@given`; the check
+says so). The function under test receives copies of the drawn arrays, so one that changes its
+inputs in place cannot change the counterexample reported. Hypothesis itself keeps a cache of your
+modules' constants in `.hypothesis/` under the working directory; set
+`HYPOTHESIS_STORAGE_DIRECTORY` to keep it elsewhere.
+
 Needs `hypothesis` (the `testing` extra: `pip install "reference-rl[testing]"`). This subpackage
 is not re-exported by `reference`, whose flat namespace holds the equations.
 """

@@ -15,7 +15,14 @@ from typing import Any, Literal
 
 import jax
 import numpy as np
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import (
+    HealthCheck,
+    currently_in_test_context,
+    given,
+    seed as hypothesis_seed,
+    settings,
+    strategies as st,
+)
 
 from ._strategies import Draw, Trajectory, agent_orders, trajectories
 
@@ -90,7 +97,9 @@ class Conventions:
                 raise ValueError(f"Conventions: `{name}` must be one of {values}, got {getattr(self, name)!r}.")
         for name in ("rtol", "atol"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
+            if not (
+                isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value) and value >= 0
+            ):
                 raise ValueError(f"Conventions: `{name}` must be a finite number >= 0, got {value!r}.")
 
 
@@ -214,9 +223,11 @@ def _to_numpy(out: Any) -> np.ndarray:
 
 
 def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: Any) -> np.ndarray:
-    """Call `fn` on copies of the arguments converted to the declared array type; return float64
-    numpy. Copies: a function that changes its inputs in place (stable-baselines3's buffer adds
-    γ·V(final state) to its rewards) must not change the example the report prints."""
+    """Call `fn` on copies of the arguments converted to the declared array type; return float64 numpy.
+
+    Copies: a function that changes its inputs in place (stable-baselines3's buffer adds
+    γ·V(final state) to its rewards) must not change the example the report prints.
+    """
     args = tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)
     try:
         if conventions.arrays == "jax":
@@ -260,9 +271,21 @@ def _compare(name: str, equation: str, got: np.ndarray, expected: np.ndarray, c:
         )
 
 
-def _run(strategy: st.SearchStrategy[Any], test: Callable[[Any], None], max_examples: int) -> None:
-    if not (isinstance(max_examples, int) and max_examples >= 1):
+def _run(strategy: st.SearchStrategy[Any], test: Callable[[Any], None], max_examples: int, seed: int | None) -> None:
+    """Run `test` on `max_examples` examples of `strategy`.
+
+    The same examples on every run for an int `seed` (the default 0), fresh ones for `seed=None`.
+    """
+    if not (isinstance(max_examples, int) and not isinstance(max_examples, bool) and max_examples >= 1):
         raise ValueError(f"`max_examples` must be an int >= 1, got {max_examples!r}.")
+    if not (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))):
+        raise ValueError(f"`seed` must be an int or None, got {seed!r}.")
+    if currently_in_test_context():
+        raise RuntimeError(
+            "a conformance check was called inside a hypothesis @given test, which hypothesis refuses "
+            "(nested @given); call it from a plain test, parametrised with pytest.mark.parametrize if "
+            "it must vary (a check draws its own examples)."
+        )
 
     @settings(
         max_examples=max_examples,
@@ -275,7 +298,7 @@ def _run(strategy: st.SearchStrategy[Any], test: Callable[[Any], None], max_exam
     def prop(x: Any) -> None:
         test(x)
 
-    prop()
+    (prop if seed is None else hypothesis_seed(seed)(prop))()
 
 
 def _check_callable(fn: object, conventions: object, name: str) -> Conventions:
@@ -338,7 +361,9 @@ def _layout_call(
     return np.stack(cols, axis=-1) if all(col.shape == (T,) for col in cols) else np.asarray(cols[0])
 
 
-def check_gae(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200) -> None:
+def check_gae(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
+) -> None:
     r"""Check a GAE implementation on random trajectories with episode ends and truncations.
 
     Equation: $\hat A_t = \delta_t + \gamma\lambda(1-d_t)\hat A_{t+1}$ with
@@ -373,11 +398,11 @@ def check_gae(fn: Callable[..., Any], conventions: Conventions | None = None, ma
             equation += " (V_{t+1} = V(final state) and no carry after a truncation)"
         _compare("check_gae", equation, got, expected, c, where)
 
-    _run(trajectories(truncations=True), test, max_examples)
+    _run(trajectories(truncations=True), test, max_examples, seed)
 
 
 def check_discounted_returns(
-    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
 ) -> None:
     r"""Check discounted returns with episode ends and a bootstrap value.
 
@@ -407,7 +432,7 @@ def check_discounted_returns(
         got = _layout_call("check_discounted_returns", fn, c, [traj.rewards, *per_step], [boot], [traj.gamma], T)
         _compare("check_discounted_returns", "G_t = r_t + γ(1 − d_t)G_{t+1}, G_T = V(s_T)", got, expected, c, where)
 
-    _run(trajectories(truncations=True), test, max_examples)
+    _run(trajectories(truncations=True), test, max_examples, seed)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -472,7 +497,9 @@ def _check_clipped(
     )
 
 
-def check_ppo_clip(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200) -> None:
+def check_ppo_clip(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
+) -> None:
     r"""Check PPO's clipped surrogate and (for JAX and PyTorch callables) its gradient in the ratio.
 
     Equation: $f(r, A) = \min(rA, \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)A)$ (with $A$ standardised
@@ -498,11 +525,11 @@ def check_ppo_clip(fn: Callable[..., Any], conventions: Conventions | None = Non
             "check_ppo_clip", equation, fn, c, ratio, _standardise(raw, c), (raw, float(eps)), float(eps), where
         )
 
-    _run(_ppo_inputs(min_batch=2 if c.advantages == "normalised_sample_std" else 1), test, max_examples)
+    _run(_ppo_inputs(min_batch=2 if c.advantages == "normalised_sample_std" else 1), test, max_examples, seed)
 
 
 def check_happo_objective(
-    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
 ) -> None:
     r"""Check HAPPO's clipped objective for one agent, and its gradient in that agent's ratio.
 
@@ -531,7 +558,12 @@ def check_happo_objective(
         M = factor * _standardise(raw, c)
         _check_clipped("check_happo_objective", equation, fn, c, ratio, M, (factor, raw, float(eps)), float(eps), where)
 
-    _run(_ppo_inputs(min_batch=2 if c.advantages == "normalised_sample_std" else 1, factors=True), test, max_examples)
+    _run(
+        _ppo_inputs(min_batch=2 if c.advantages == "normalised_sample_std" else 1, factors=True),
+        test,
+        max_examples,
+        seed,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -553,7 +585,7 @@ def _categorical_pairs(draw: Draw) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_categorical_kl(
-    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
 ) -> None:
     r"""Check a KL divergence between categorical distributions, row by row.
 
@@ -582,7 +614,7 @@ def check_categorical_kl(
         equation = "D_KL(p‖q) = Σ_a p_a log(p_a/q_a)" if c.kl_direction == "first_second" else "D_KL(q‖p)"
         _compare("check_categorical_kl", equation, got, expected, c, where)
 
-    _run(_categorical_pairs(), test, max_examples)
+    _run(_categorical_pairs(), test, max_examples, seed)
 
 
 @st.composite
@@ -597,7 +629,9 @@ def _gaussian_pairs(draw: Draw) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return mp, sp, mq, sq
 
 
-def check_gaussian_kl(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200) -> None:
+def check_gaussian_kl(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
+) -> None:
     r"""Check a KL divergence between diagonal Gaussians.
 
     Equation: $D_{KL}(p\|q) = \sum_d \log\frac{\sigma_{q,d}}{\sigma_{p,d}} +
@@ -625,7 +659,7 @@ def check_gaussian_kl(fn: Callable[..., Any], conventions: Conventions | None = 
         equation = "D_KL(p‖q) = Σ_d log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½"
         _compare("check_gaussian_kl", equation, got, expected, c, where)
 
-    _run(_gaussian_pairs(), test, max_examples)
+    _run(_gaussian_pairs(), test, max_examples, seed)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -646,7 +680,9 @@ def _step_inputs(draw: Draw) -> tuple[np.ndarray, np.ndarray, float]:
     return g, H, delta
 
 
-def check_trpo_step(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 100) -> None:
+def check_trpo_step(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 100, *, seed: int | None = 0
+) -> None:
     r"""Check a natural-gradient (TRPO) step: direction $H^{-1}g$ and scale $\sqrt{2\delta/g^\top H^{-1}g}$.
 
     Equation: $d^* = \sqrt{2\delta/(g^\top H^{-1}g)}\,H^{-1}g$, the maximiser of $g^\top d$ on
@@ -671,7 +707,7 @@ def check_trpo_step(fn: Callable[..., Any], conventions: Conventions | None = No
         got = _call("check_trpo_step", fn, c, g, lambda v: _to(c.arrays, H) @ _to(c.arrays, v), delta)
         _compare("check_trpo_step", "d = √(2δ / gᵀH⁻¹g)·H⁻¹g", got, expected, c, where)
 
-    _run(_step_inputs(), test, max_examples)
+    _run(_step_inputs(), test, max_examples, seed)
 
 
 @st.composite
@@ -681,7 +717,9 @@ def _factor_inputs(draw: Draw) -> tuple[np.ndarray, np.ndarray]:
     return np.exp(rng.normal(0, 0.3, (B, m))), rng.normal(0, 1, B)
 
 
-def check_happo_factor(fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200) -> None:
+def check_happo_factor(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
+) -> None:
     r"""Check HAPPO's factor $M^{i_{1:m}} = \hat A\prod_{j<m} r^{i_j}$.
 
     The factor is the advantage times the new/old ratios of the agents already updated in this
@@ -704,7 +742,7 @@ def check_happo_factor(fn: Callable[..., Any], conventions: Conventions | None =
         got = _call("check_happo_factor", fn, c, ratios, adv)
         _compare("check_happo_factor", "M = Â·Π_{j<m} r^{i_j}", got, expected, c, where)
 
-    _run(_factor_inputs(), test, max_examples)
+    _run(_factor_inputs(), test, max_examples, seed)
 
 
 @st.composite
@@ -716,7 +754,7 @@ def _sequential_inputs(draw: Draw) -> tuple[Any, np.ndarray, np.ndarray]:  # (or
 
 
 def check_sequential_factors(
-    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
 ) -> None:
     r"""Check the factors a sequential HAPPO/HATRPO pass hands its agents, in a given order.
 
@@ -745,4 +783,4 @@ def check_sequential_factors(
         got = _call("check_sequential_factors", fn, c, order, ratios, adv)
         _compare("check_sequential_factors", "row m = Â·Π_{j<m} r^{order[j]}", got, expected, c, where)
 
-    _run(_sequential_inputs(), test, max_examples)
+    _run(_sequential_inputs(), test, max_examples, seed)
