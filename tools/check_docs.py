@@ -120,7 +120,12 @@ def check(site: pathlib.Path, docs: pathlib.Path, chromium: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Check the built docs offline in headless Chromium.")
+    class OneLineParser(argparse.ArgumentParser):  # a bad argument: one line, status 2
+        def error(self, message: str):  # type: ignore[override]
+            sys.stderr.write(f"check_docs.py: error: {message}\n")
+            raise SystemExit(2)
+
+    parser = OneLineParser(description="Check the built docs offline in headless Chromium.")
     parser.add_argument("site", help="the built site (mkdocs build --site-dir SITE)")
     parser.add_argument("--docs", default="docs", help="the Markdown sources (default docs/)")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium binary")
