@@ -4,7 +4,7 @@ Runtime type checking of every call into `reference` is switched on by jaxtyping
 hook (`--jaxtyping-packages=reference,beartype.beartype` in pyproject.toml).
 
 Profiles: `HYPOTHESIS_PROFILE=ci` (thorough, used by `.ci/run`), `dev` (quick, default) or
-`mutation` (the quick profile's examples, derandomised, slow tests included; `tools/mutation.py`). The
+`mutation` (10 examples, derandomised, slow tests included; `tools/mutation.py`). The
 quick profile draws fewer examples (JAX compiles once per new shape, so compilation dominates;
 the repository's conftest.py also asks XLA:CPU for its cheaper code generation in this profile) and
 skips the tests marked `slow` (end-to-end training runs and subprocesses), which the thorough
