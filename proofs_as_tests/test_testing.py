@@ -518,8 +518,9 @@ def test_a_function_that_changes_its_inputs_gets_the_true_counterexample(layout)
 
 
 def test_a_check_draws_the_same_examples_on_every_run_unless_asked_not_to():
-    """Reproducible by default (seed 0): two runs hand the function the same inputs; another seed,
-    or `seed=None`, draws others."""
+    """Reproducible by default (seed 0): two runs hand the function the same inputs; another seed
+    draws others. (`seed=None` leaves the choice to hypothesis, whose own runs under pytest may
+    repeat: not asserted.)"""
 
     def recorded(**kwargs):
         seen = []
@@ -540,7 +541,6 @@ def test_a_check_draws_the_same_examples_on_every_run_unless_asked_not_to():
     first, again = recorded(), recorded()
     assert same(first, again)
     assert not same(first, recorded(seed=1))
-    assert not same(recorded(seed=None), recorded(seed=None))
 
 
 @given(st.integers(1, 2))

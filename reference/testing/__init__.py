@@ -21,7 +21,8 @@ def test_my_gae():
 ```
 
 Every check takes `max_examples` and `seed`: with the default `seed=0` it draws the same examples
-on every run (a user's CI cannot flip), `seed=1, 2, …` other fixed ones, `seed=None` fresh ones.
+on every run (a user's CI cannot flip), `seed=1, 2, …` other fixed ones; `seed=None` leaves the
+choice to hypothesis (its `--hypothesis-seed` option, or its own randomness).
 Call a check from a plain test, parametrised with `pytest.mark.parametrize` where it must vary, not
 inside a hypothesis `@given` test (hypothesis refuses a `@given` within a `@given`; the check
 says so). The function under test receives copies of the drawn arrays, so one that changes its

@@ -274,7 +274,7 @@ def _compare(name: str, equation: str, got: np.ndarray, expected: np.ndarray, c:
 def _run(strategy: st.SearchStrategy[Any], test: Callable[[Any], None], max_examples: int, seed: int | None) -> None:
     """Run `test` on `max_examples` examples of `strategy`.
 
-    The same examples on every run for an int `seed` (the default 0), fresh ones for `seed=None`.
+    The same examples on every run for an int `seed` (the default 0); hypothesis chooses for `seed=None`.
     """
     if not (isinstance(max_examples, int) and not isinstance(max_examples, bool) and max_examples >= 1):
         raise ValueError(f"`max_examples` must be an int >= 1, got {max_examples!r}.")
