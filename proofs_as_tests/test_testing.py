@@ -492,19 +492,17 @@ def test_a_function_that_changes_its_inputs_gets_the_true_counterexample(layout)
     function received on its last call (the shrunk counterexample; recorded by the function on
     entry, time-major), not 100 times them."""
     seen = []
+    time_major = layout == "time_major"
 
     def td_then_scales_rewards(r, v, d, g, lam):  # wrong GAE (λ ignored), and it mutates `r`
-        seen.append(np.array(r if layout == "time_major" else r.T, copy=True))
-        adv = (
-            r
-            + g * (1 - d) * (v[1:] if layout == "time_major" else v[:, 1:])
-            - (v[:-1] if layout == "time_major" else v[:, :-1])
-        )
+        R, V, D = (r, v, d) if time_major else (r.T, v.T, d.T)  # time-major views
+        seen.append(R.copy())
+        adv = R + g * (1 - D) * V[1:] - V[:-1]
         r *= 100.0
-        return adv
+        return adv if time_major else adv.T
 
     def rewards_then_scales_them(r, d, boot, g):  # wrong returns (G_t = r_t), and it mutates `r`
-        seen.append(np.array(r if layout == "time_major" else r.T, copy=True))
+        seen.append((r if time_major else r.T).copy())
         out = r.copy()
         r *= 100.0
         return out
@@ -517,7 +515,7 @@ def test_a_function_that_changes_its_inputs_gets_the_true_counterexample(layout)
         assert printed.startswith(f"{seen[-1].tolist()},"), (seen[-1], printed[:300])
 
 
-def test_a_check_draws_the_same_examples_on_every_run_unless_asked_not_to():
+def test_a_check_draws_the_same_examples_on_every_run_and_another_seed_others():
     """Reproducible by default (seed 0): two runs hand the function the same inputs; another seed
     draws others. (`seed=None` leaves the choice to hypothesis, whose own runs under pytest may
     repeat: not asserted.)"""
