@@ -42,9 +42,25 @@ def test_styled_letters_are_unicode_letters_not_a_mathvariant():
         assert "mathvariant" not in out.replace('mathvariant="normal"', ""), (tex, out)
 
 
+def test_a_control_space_before_a_line_break_is_a_space():
+    """`\\ ` (TeX's control space) at the end of a formula's line: latex2mathml kept the backslash
+    as the text of an <mi>; it showed in §4's HAPPO formulas."""
+    out = tex_to_mathml("\\mathbb E_{s\\sim\\rho,\\\n a}[x]", False)
+    assert "\\" not in out, out
+    assert "<mtext>&#x000A0;</mtext>" in out, out
+
+
+def test_an_escaped_underscore_in_text_is_an_underscore():
+    """`\\text{living\\_reward}` (the gridworld's parameter on the §1 page) showed `living\\_reward`."""
+    out = tex_to_mathml(r"\text{living\_reward} + \text{50\%}", False)
+    assert "<mtext>living_reward</mtext>" in out and "<mtext>50%</mtext>" in out, out
+
+
 def test_tex_left_in_the_mathml_fails_the_build():
     with pytest.raises(ValueError, match=r"TeX left in the MathML: \\notacommand"):
         tex_to_mathml(r"x + \notacommand y", False)
+    with pytest.raises(ValueError, match=r"TeX left in the MathML: '\\\\ '"):
+        tex_to_mathml(r"x \@ y", False)  # a backslash before a non-letter, kept as text
 
 
 def test_code_in_table_cells_breaks_only_at_its_parts():

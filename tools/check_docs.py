@@ -82,6 +82,7 @@ def check(site: pathlib.Path, docs: pathlib.Path, chromium: str) -> list[str]:
                 ".filter(v => v !== 'normal')])"
             )
             left = sorted({c for text, _ in in_math for c in re.findall(TEX_COMMAND, text)})
+            left += ["a backslash"] if not left and any("\\" in text for text, _ in in_math) else []
             if left:
                 problems.append(f"{page_name}: TeX left inside the MathML: {', '.join(left)}")
             styles = sorted({v for _, variants in in_math for v in variants})

@@ -8,7 +8,9 @@ mkdocstrings renders as `<span class="arithmatex">\\(…\\)</span>` (inline) or
 converter are closed here:
 
 - it does not know `\\arg`: `\\arg\\max` and `\\arg\\min` become its `\\argmax`/`\\argmin`, a lone
-  `\\arg` an upright operator;
+  `\\arg` an upright operator; and it keeps TeX's control space `\\ ` as a literal backslash when a
+  line break follows the backslash: that becomes `\\ `; and inside `\\text{…}` it keeps the backslash
+  of an escaped character (`living\\_reward`): the character is written plain;
 - it styles a letter by `mathvariant` (`\\mathbf a`, `\\mathcal N`, `\\mathbb R`), which MathML Core
   browsers ignore except for `normal`, so `\\mathcal N` showed as a plain N: such letters are
   written as their Unicode mathematical alphanumeric characters (𝐚, 𝒩, ℝ) instead.
@@ -108,10 +110,18 @@ def _restyle(match: re.Match[str]) -> str:
 def tex_to_mathml(source: str, display: bool) -> str:
     """One formula's MathML, with the two gaps above closed. Raises `ValueError` if TeX or an
     unrendered style is left in it."""
-    tex = re.sub(r"\\arg\s*\\(max|min)(?![A-Za-z])", r"\\arg\1", source)
+    # TeX's control space `\ ` also when the formula's line breaks right after the backslash
+    # (latex2mathml keeps a backslash-newline as the text "\")
+    tex = re.sub(r"\\[\n\r\t]", r"\\ ", source)
+    # inside \text{…} latex2mathml keeps an escaped character's backslash (`living\_reward`)
+    tex = re.sub(r"\\text\{([^{}]*)\}", lambda m: "\\text{" + re.sub(r"\\([_%#])", r"\1", m.group(1)) + "}", tex)
+    tex = re.sub(r"\\arg\s*\\(max|min)(?![A-Za-z])", r"\\arg\1", tex)
     tex = re.sub(r"\\arg(?![A-Za-z])", r"\\operatorname{arg}", tex)
     out = _STYLED.sub(_restyle, convert(tex, display="block" if display else "inline"))
-    left = sorted(set(TEX_IN_MATHML.findall(html.unescape(out))))
+    text = html.unescape(re.sub(r"<[^>]*>", " ", out))  # the formula's visible characters
+    left = sorted(set(TEX_IN_MATHML.findall(text)))
+    if not left and "\\" in text:  # a backslash before a non-letter
+        left = sorted({repr(text[i : i + 2]) for i in range(len(text)) if text[i] == "\\"})
     if left:
         raise ValueError(f"TeX left in the MathML: {', '.join(left)}")
     unstyled = sorted({v for v in re.findall(r'mathvariant="([a-z-]+)"', out) if v != "normal"})
