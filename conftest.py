@@ -91,7 +91,23 @@ def _memory_mappings_stay_under_the_kernel_limit(request):
 @pytest.fixture(autouse=True)
 def _standard_promotion_in_doctests(request):
     if type(request.node).__name__ == "DoctestItem":
+        _quiet_jaxmarl_import()
         with jax.numpy_dtype_promotion("standard"):
             yield
     else:
         yield
+
+
+def _quiet_jaxmarl_import() -> None:
+    """Import JaxMARL with its two lines of output dropped (a no-op without the `marl` extra).
+
+    JaxMARL prints them when first imported; a doctest that imports it would read them as its output.
+    """
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            import jaxmarl  # noqa: F401
+        except ImportError:
+            pass

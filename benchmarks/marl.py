@@ -10,7 +10,8 @@ Also: the cost of agents that differ (`lax.switch`) under `vmap` over seeds, and
 throughput on multi-agent MuJoCo's halfcheetah_6x1.
 
 Run: `python -m benchmarks.marl` (simple_spread and the mixed agents), `python -m benchmarks.marl
---mixed`, `python -m benchmarks.marl --mabrax`, `python -m benchmarks.marl --smax`, `python -m benchmarks.marl --cg` (HATRPO's step
+--against DIR` (this checkout's trainer against another checkout's, e.g. a `git worktree` of an
+earlier commit), `python -m benchmarks.marl --mixed`, `python -m benchmarks.marl --mabrax`, `python -m benchmarks.marl --smax`, `python -m benchmarks.marl --cg` (HATRPO's step
 quality and speed against its number of conjugate-gradient steps).
 """
 
@@ -43,11 +44,13 @@ def python_loop(trainer: training.Trainer, steps: int) -> float:
     key = jax.random.key(1)
     obs, state = jax.jit(env.reset)(key)
     for i in range(30):  # warm up
-        obs, state, _, _ = step(jax.random.fold_in(key, i), state, act(obs, key))
+        out = step(jax.random.fold_in(key, i), state, act(obs, key))
+        obs, state = out.obs, out.state
     start = time.perf_counter()
     for i in range(steps):
         k = jax.random.fold_in(key, i)
-        obs, state, _, _ = step(k, state, act(obs, k))
+        out = step(k, state, act(obs, k))
+        obs, state = out.obs, out.state
     jax.block_until_ready(obs)
     return steps / (time.perf_counter() - start)
 
@@ -64,6 +67,54 @@ def main() -> None:
         base = python_loop(trainer, 500)
         print(f"| {algo.upper()} | {one:,.0f} | {four:,.0f} | {base:,.0f} | {max(one, four) / base:,.0f}× |")
     print("ratio: the better of the two training columns over the Python loop (which does no learning).")
+
+
+def one_throughput(algo: str) -> None:
+    """Print the 1-seed throughput of `algo` on simple_spread (the `--against` mode's one measurement)."""
+    env = training.simple_spread_env()
+    trainer = training.make_train(training.MARLConfig(algorithm=algo, total_steps=3200 * 10), env)
+    print(throughput(trainer, 1, 10))
+
+
+def against(other: str, rounds: int = 3) -> None:
+    """This checkout's training throughput against the checkout in `other`, in one run.
+
+    Each measurement is a fresh process running `one_throughput` with `reference` imported from one
+    checkout or the other (a folder holding a link named `reference` first on `PYTHONPATH`); the
+    two alternate, `rounds` times per algorithm, and the ratio of their medians is printed.
+    """
+    import os
+    import pathlib
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+
+    here = pathlib.Path(__file__).resolve().parents[1]
+    there = pathlib.Path(other).resolve()
+    if not (there / "reference" / "__init__.py").exists():
+        raise SystemExit(f"marl.py: error: --against {other}: no reference/ package there")
+    print(f"# Training throughput, this checkout against {there} (simple_spread, 1 seed; {machine()})")
+    print("| algorithm | this checkout (steps/s, median) | the other (steps/s, median) | this / other |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, root in (("this", here), ("other", there)):
+            (pathlib.Path(tmp) / name).mkdir()
+            (pathlib.Path(tmp) / name / "reference").symlink_to(root / "reference")
+            paths[name] = f"{pathlib.Path(tmp) / name}{os.pathsep}{here}"
+        for algo in ("mappo", "happo", "hatrpo", "haa2c"):
+            runs: dict[str, list[float]] = {"this": [], "other": []}
+            for _ in range(rounds):
+                for name in ("other", "this"):
+                    env = {**os.environ, "PYTHONPATH": paths[name]}
+                    out = subprocess.run(
+                        [sys.executable, "-m", "benchmarks.marl", "--throughput", algo],
+                        capture_output=True, text=True, env=env, cwd=tmp, check=True,
+                    )  # fmt: skip
+                    runs[name].append(float(out.stdout.strip().splitlines()[-1]))
+            mine, theirs = statistics.median(runs["this"]), statistics.median(runs["other"])
+            print(f"| {algo.upper()} | {mine:,.0f} | {theirs:,.0f} | {mine / theirs:.2f} |")
 
 
 def mixed_agents(seeds: int = 4) -> None:
@@ -133,8 +184,9 @@ def cg_quality(iterations: int = 20) -> None:
     def batch_of(state: training.TrainState) -> tuple[training.AgentBatch, jax.Array]:
         keys = jax.random.split(jax.random.key(1), config.num_steps)
         state, traj = jax.lax.scan(trainer.rollout_step, state, keys)
+        last_value = trainer.value_fn(state.critic_params, state.obs)
         adv, _ = trainer.advantages_and_targets(
-            traj.reward, traj.value, trainer.value_fn(state.critic_params, state.obs), traj.done
+            traj.reward, traj.value, last_value, traj.terminated, traj.truncated, traj.final_value
         )
         flat = lambda x: x.reshape(config.steps_per_iteration, *x.shape[2:])
         adv = flat(adv)
@@ -147,7 +199,7 @@ def cg_quality(iterations: int = 20) -> None:
 
     def measure(cg_steps: int) -> tuple[jax.Array, jax.Array, jax.Array]:
         new, _ = training.trpo_agent_update(
-            jax.random.key(0), policy, params, None, batch, adv, kl_threshold=config.kl_threshold, cg_steps=cg_steps
+            jax.random.key(0), policy, params, None, batch, adv, delta=config.delta, cg_steps=cg_steps
         )
         ratio = jnp.exp(policy.log_prob(new, batch.observations, batch.actions) - batch.old_log_probs)
         step = jnp.concatenate(
@@ -174,7 +226,18 @@ if __name__ == "__main__":
     import sys
 
     with jax.numpy_dtype_promotion("standard"):
-        if "--mixed" in sys.argv:
+
+        def value_of(flag: str) -> str:
+            i = sys.argv.index(flag) + 1
+            if i >= len(sys.argv):
+                raise SystemExit(f"marl.py: error: {flag} needs a value")
+            return sys.argv[i]
+
+        if "--throughput" in sys.argv:
+            one_throughput(value_of("--throughput"))
+        elif "--against" in sys.argv:
+            against(value_of("--against"))
+        elif "--mixed" in sys.argv:
             mixed_agents()
         elif "--mabrax" in sys.argv:
             mabrax()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from reference.training import MultiAgentEnv
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -37,3 +40,25 @@ def mujoco_log_off_disk() -> None:
     config = mujoco.MjLogConfig.get()  # pyright: ignore[reportAttributeAccessIssue]  (not in its stubs)
     config.logto_file = False
     config.set()
+
+
+def rollout_length(env: str) -> int:
+    """Steps per environment per iteration: a 25-step MPE episode, 100 of a 1,000-step MuJoCo one,
+    50 in SMAX, 8 one-step games."""
+    if env == "simple_spread":
+        return 25
+    if env.startswith("smax_"):
+        return 50
+    return 8 if env == "parameter_sharing" else 100
+
+
+def make_env(prog: str, env: str, n_agents: int) -> MultiAgentEnv:
+    """`reference.training.make_env(env, n_agents)`, a missing extra answered with one line."""
+    from reference import training
+
+    if env not in ("simple_spread", "parameter_sharing") and not env.startswith("smax_"):
+        mujoco_log_off_disk()
+    try:
+        return training.make_env(env, n_agents)
+    except ImportError as err:
+        fail(prog, str(err))

@@ -33,8 +33,10 @@ from typing import Any, NoReturn
 
 import _cli as cli  # the scripts' shared command-line helpers, beside this script
 
-ENVS = ("parameter_sharing", "simple_spread")
-TUNABLE = {"actor_lr": float, "critic_lr": float, "clip_epsilon": float, "kl_threshold": float, "entropy_coef": float}
+from reference.training import ENVIRONMENTS as ENVS  # the names `training.make_env` knows
+
+TUNABLE: dict[str, Any] = {"truncation": str}
+TUNABLE |= {"actor_lr": float, "critic_lr": float, "epsilon": float, "delta": float, "entropy_coef": float}
 TUNABLE |= {"num_envs": int, "num_epochs": int, "gae_lambda": float, "gamma": float, "hidden_size": int}
 
 
@@ -60,6 +62,8 @@ def parse_set(items: list[str]) -> dict[str, list[Any]]:
             grid[name] = [TUNABLE[name](v) for v in values.split(",")]
         except ValueError:
             fail(f"--set {name}: {values!r} are not {TUNABLE[name].__name__} values")
+        if name == "truncation" and not set(grid[name]) <= {"bootstrap", "as_termination"}:
+            fail(f"--set truncation: {values!r}; choose from bootstrap, as_termination")
     return grid
 
 
@@ -97,7 +101,6 @@ def run_share(args: argparse.Namespace, process_id: int, num_processes: int) -> 
     import jax
     import numpy as np
 
-    import reference as rf
     from reference import training
 
     out = pathlib.Path(args.out)
@@ -105,15 +108,8 @@ def run_share(args: argparse.Namespace, process_id: int, num_processes: int) -> 
     mine = share(jobs(args.algos, args.seeds, args.grid), process_id, num_processes)
     done = {job_key(r) for r in read_results(out) if r["env"] == args.env}
     path = out / f"results-{process_id}.jsonl"
-    if args.env == "simple_spread":
-        try:
-            env = training.simple_spread_env(3, 25)
-        except ImportError as err:
-            fail(str(err))
-        num_steps = 25
-    else:
-        env = training.cooperative_game_env(rf.parameter_sharing_game(4), episode_length=1)
-        num_steps = 8
+    env = cli.make_env("sweep.py", args.env, 3 if args.env == "simple_spread" else 4)
+    num_steps = cli.rollout_length(args.env)
     compiled: dict[str, Any] = {}  # one jitted trainer per configuration: its seeds share the compilation
     for job in mine:
         if job_key(job) in done:
@@ -258,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.report:
         report(out, args.env)
         return
-    num_steps = 25 if args.env == "simple_spread" else 8
+    num_steps = cli.rollout_length(args.env)
     if args.total_steps < args.num_envs * num_steps:
         parser.error(f"--total-steps must be at least --num-envs × {num_steps} = {args.num_envs * num_steps}")
     if args.processes is not None:

@@ -41,12 +41,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import reference as rf
 from reference import training
 
-MABRAX = ("halfcheetah_6x1", "ant_4x2", "hopper_3x1", "walker2d_2x3")  # JaxMARL MABrax (the `mabrax` extra)
-SMAX = ("smax_2s3z", "smax_3m")  # JaxMARL SMAX against the heuristic enemy (the `marl` extra)
-ENVS = ("simple_spread", "parameter_sharing", *MABRAX, *SMAX)
+ENVS = training.ENVIRONMENTS  # the names `training.make_env` knows
+MABRAX = tuple(e for e in ENVS if e not in ("simple_spread", "parameter_sharing") and not e.startswith("smax_"))
+SMAX = tuple(e for e in ENVS if e.startswith("smax_"))
 
 
 def fail(message: str) -> NoReturn:
@@ -54,8 +53,7 @@ def fail(message: str) -> NoReturn:
 
 
 def rollout_length(env: str) -> int:
-    """Steps per environment per iteration: a 25-step MPE episode, 100 of a 1,000-step MuJoCo one, 50 in SMAX."""
-    return 25 if env == "simple_spread" else 100 if env in MABRAX else 50 if env in SMAX else 8
+    return cli.rollout_length(env)
 
 
 def steps_per_iteration(env: str, num_envs: int) -> int:
@@ -63,23 +61,7 @@ def steps_per_iteration(env: str, num_envs: int) -> int:
 
 
 def make_env(env: str, n_agents: int) -> training.MultiAgentEnv:
-    if env == "simple_spread":
-        try:
-            return training.simple_spread_env(n_agents, 25)
-        except ImportError as err:
-            fail(str(err))
-    if env in MABRAX:
-        cli.mujoco_log_off_disk()
-        try:
-            return training.mabrax_env(env, 1000)
-        except ImportError as err:
-            fail(str(err))
-    if env in SMAX:
-        try:
-            return training.smax_env(env.removeprefix("smax_"))
-        except ImportError as err:
-            fail(str(err))
-    return training.cooperative_game_env(rf.parameter_sharing_game(n_agents), episode_length=1)
+    return cli.make_env("train_marl.py", env, n_agents)
 
 
 def make_config(env: str, algo: str, total_steps: int, num_envs: int) -> training.MARLConfig:
@@ -184,7 +166,7 @@ def train(args: argparse.Namespace, algo: str) -> None:
     seconds = 0.0
     if args.resume:
         header = checkpoint_or_fail(f"{stem}.eqx")
-        cfg = training.MARLConfig(**header["config"])
+        cfg = training.MARLConfig.from_dict(header["config"])
         if header["metadata"] != meta:
             fail(f"{stem}.eqx was trained on {header['metadata']}, not {meta}.")
         trainer = training.make_train(cfg, make_env(args.env, args.n_agents))
@@ -265,7 +247,7 @@ def load_or_fail(trainer: training.Trainer, path: str) -> Any:
 def evaluate(args: argparse.Namespace) -> None:
     """Reload a checkpoint (its own configuration) and report the mean return of fresh episodes."""
     header = checkpoint_or_fail(args.evaluate)
-    cfg = training.MARLConfig(**header["config"])
+    cfg = training.MARLConfig.from_dict(header["config"])
     meta = header["metadata"]
     given = {"--algo": (args.algo, cfg.algorithm), "--env": (args.env, meta.get("env"))}
     given |= {"--seeds": (args.seeds, header["num_seeds"]), "--n-agents": (args.n_agents, meta.get("n_agents"))}

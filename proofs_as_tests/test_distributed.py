@@ -134,7 +134,7 @@ def _state(out: pathlib.Path) -> tuple[list[np.ndarray], np.ndarray, int]:
     path = out / "parameter_sharing_happo.eqx"
     header = training.checkpoint_header(path)
     trainer = training.make_train(
-        training.MARLConfig(**header["config"]),
+        training.MARLConfig.from_dict(header["config"]),
         training.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1),
     )
     with jax.enable_x64(True):
@@ -190,7 +190,7 @@ def test_two_processes_equal_one_process_with_two_devices_and_with_one(tmp_path,
 
     single, single_curves, single_steps = _state(one_device)
     header = training.checkpoint_header(two_device_run / "parameter_sharing_happo.eqx")
-    bound = _adam_bound(training.MARLConfig(**header["config"]), num_agents=2)
+    bound = _adam_bound(training.MARLConfig.from_dict(header["config"]), num_agents=2)
     assert 1e-9 < bound < 1e-5  # the derivation's number for this configuration
     assert single_steps == ref_steps
     np.testing.assert_allclose(single_curves, ref_curves, rtol=1e-12, atol=0)

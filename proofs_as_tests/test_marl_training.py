@@ -32,23 +32,30 @@ def game_trainer(algorithm: str, n: int = 4, total_steps: int = 512 * 30, **over
 
 
 @at_most(25)
-@given(trajectories(truncations=False, max_gamma=0.99))
-def test_trainer_advantages_and_critic_targets(traj):
+@pytest.mark.parametrize("truncation", ["bootstrap", "as_termination"])
+@given(traj=trajectories(truncations=True, max_gamma=0.99))
+def test_trainer_advantages_and_critic_targets(truncation, traj):
     """A31 in training: the advantages a `Trainer` computes from a rollout are GAE with the
-    config's γ and λ (in that order), episode ends cutting both the bootstrap and the carry, and the
-    critic regresses on the λ-returns Â_t + V(s_t). The expected values come from
-    `reference.testing.reference_gae`, a numpy loop proved against the forward sums."""
+    config's γ and λ (in that order), episode ends cutting both the bootstrap and the carry, a
+    truncated step bootstrapping from V of the state it reached (`truncation="bootstrap"`) or
+    counted as a termination (`"as_termination"`), and the critic regresses on the λ-returns
+    Â_t + V(s_t). The expected values come from `reference.testing.reference_gae`, a numpy loop
+    proved against the forward sums, with the same convention."""
     T, E = traj.rewards.shape
     env = training.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=1)
-    cfg = training.MARLConfig(total_steps=E * T, num_envs=E, num_steps=T, gamma=traj.gamma, gae_lambda=traj.lam)
+    cfg = training.MARLConfig(
+        total_steps=E * T, num_envs=E, num_steps=T, gamma=traj.gamma, gae_lambda=traj.lam, truncation=truncation
+    )
     trainer = training.make_train(cfg, env)
     advantages, targets = trainer.advantages_and_targets(
         jnp.asarray(traj.rewards),
         jnp.asarray(traj.values[:-1]),
         jnp.asarray(traj.values[-1]),
-        jnp.asarray(traj.terminations),
+        jnp.asarray(traj.terminations, bool),
+        jnp.asarray(traj.truncations, bool),
+        jnp.asarray(traj.final_values),
     )
-    expected = reference_gae(traj, "as_termination")
+    expected = reference_gae(traj, truncation)
     np.testing.assert_allclose(advantages, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(targets, expected + traj.values[:-1], rtol=1e-12, atol=1e-12)
 
@@ -107,7 +114,7 @@ def test_hatrpo_training_steps_respect_the_kl_threshold():
     the batch is ≤ δ (the game has one state, so the batch's KL is the KL at that state), and the
     agents do move."""
     delta = 0.01
-    trainer = game_trainer("hatrpo", kl_threshold=delta)
+    trainer = game_trainer("hatrpo", delta=delta)
     state = trainer.init(jax.random.key(0))
     step = jax.jit(trainer.step)
     obs = jax.vmap(trainer.env.reset)(jax.random.split(jax.random.key(1), 1))[0]
@@ -222,7 +229,7 @@ def test_training_shards_the_environments_over_two_devices(algorithm):
         (dict(num_envs=0), "`num_envs` must be an integer >= 1"),
         (dict(total_steps=10), "`total_steps` must be an integer >= 3200"),
         (dict(gamma=1.5), r"`gamma` must be in \[0, 1\]"),
-        (dict(clip_epsilon=0.0), "`clip_epsilon` must be > 0"),
+        (dict(epsilon=0.0), "`epsilon` must be > 0"),
         (dict(entropy_coef=-0.1), "`entropy_coef` must be ≥ 0"),
         (dict(backtrack_ratio=1.0), r"`backtrack_ratio` must be in \(0, 1\)"),
         (dict(num_minibatches=7), "`num_minibatches` \\(7\\) must divide"),
@@ -279,7 +286,7 @@ def test_resumed_run_continues_exactly_as_the_uninterrupted_run(tmp_path):
     _, first = training.train_in_chunks(trainer, state0, num_iterations=2, chunk=2, checkpoint=path)
     header = training.checkpoint_header(path)
     assert header["num_seeds"] == 2 and header["steps"] == 2 * 512
-    assert training.MARLConfig(**header["config"]) == trainer.config
+    assert training.MARLConfig.from_dict(header["config"]) == trainer.config
     again = game_trainer("happo", total_steps=512 * 4)
     resumed, second = training.train_in_chunks(again, again.load(path), num_iterations=2, chunk=1)
     whole = [np.asarray(m.episode_return) for m in history]
@@ -331,6 +338,28 @@ def test_checkpoints_are_atomic_and_bad_files_are_one_clear_line(tmp_path, monke
         trainer.load(path, num_seeds=4)
 
 
+@standard_promotion
+def test_a_checkpoint_from_before_truncations_reads_as_terminations(tmp_path):
+    """A checkpoint whose configuration has no `truncation` field (written before truncations were
+    told apart, when every episode end was a termination) is read as `"as_termination"`: a trainer
+    so configured loads it, one with the default `"bootstrap"` is refused naming the field."""
+    old = game_trainer("happo", total_steps=512 * 2, truncation="as_termination")
+    path = tmp_path / "old.eqx"
+    old.save(path, old.init(jax.random.key(0)))
+    data = path.read_bytes()
+    magic = b"reference-marl-checkpoint\n"
+    size = int.from_bytes(data[len(magic) : len(magic) + 8], "little")
+    header = json.loads(data[len(magic) + 8 : len(magic) + 8 + size])
+    del header["config"]["truncation"]
+    text = json.dumps(header, sort_keys=True).encode()
+    path.write_bytes(magic + len(text).to_bytes(8, "little") + text + data[len(magic) + 8 + size :])
+    assert "truncation" not in training.checkpoint_header(path)["config"]
+    assert training.MARLConfig.from_dict(training.checkpoint_header(path)["config"]) == old.config
+    old.load(path)
+    with pytest.raises(training.CheckpointError, match=r"truncation='as_termination' \(here 'bootstrap'\)"):
+        game_trainer("happo", total_steps=512 * 2).load(path)
+
+
 def eqx_tree_add(state, x):
     return jax.tree.map(lambda a: a + x if jnp.issubdtype(a.dtype, jnp.floating) else a, state)
 
@@ -346,9 +375,9 @@ class NaNAfter(training.CooperativeGameEnv):
 
     def step(self, key, state, actions):
         inner, count = state
-        obs, inner, reward, done = super().step(key, inner, actions)
-        reward = jnp.where(count >= self.after, jnp.nan, reward)
-        return obs, (inner, count + 1), reward, done
+        out = super().step(key, inner, actions)
+        reward = jnp.where(count >= self.after, jnp.nan, out.reward)
+        return out._replace(state=(out.state, count + 1), reward=reward)
 
 
 @pytest.mark.slow

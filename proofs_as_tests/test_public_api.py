@@ -146,3 +146,23 @@ def test_no_source_file_holds_control_characters():
         text = path.read_text()
         bad = [(n, line) for n, line in enumerate(text.split("\n"), 1) if re.search(r"[\x00-\x08\x0b-\x1f]", line)]
         assert not bad, f"{path.name}:{bad[0][0]} holds a control character: {bad[0][1]!r}"
+
+
+def test_every_training_name_has_a_doctested_example():
+    """Every public name of `reference.training` is used in a runnable example: a `>>>` line of a
+    docstring that `--doctest-modules` runs, or of `docs/training.md`, which
+    `test_docs_examples.py` runs."""
+    import doctest
+    import sys
+
+    finder, parser = doctest.DocTestFinder(), doctest.DocTestParser()
+    sources = []
+    modules = {getattr(training, n).__module__ for n in training.__all__ if hasattr(getattr(training, n), "__module__")}
+    for module in sorted(m for m in modules if m.startswith("reference")):
+        for test in finder.find(sys.modules[module]):
+            sources += [example.source for example in test.examples]
+    page = (TEST_DIR.parent / "docs" / "training.md").read_text()
+    sources += [example.source for example in parser.get_examples(page)]
+    code = "\n".join(sources)
+    missing = sorted(n for n in training.__all__ if not re.search(rf"\btraining\.{n}\b", code))
+    assert not missing, f"no runnable example uses these names: {missing}"

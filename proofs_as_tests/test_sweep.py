@@ -27,7 +27,7 @@ _spec.loader.exec_module(sweep)
     st.lists(st.sampled_from(["mappo", "happo", "hatrpo"]), min_size=1, max_size=3, unique=True),
     st.integers(1, 5),
     st.dictionaries(
-        st.sampled_from(["actor_lr", "clip_epsilon"]), st.lists(st.floats(0.01, 1), min_size=1, max_size=3, unique=True)
+        st.sampled_from(["actor_lr", "epsilon"]), st.lists(st.floats(0.01, 1), min_size=1, max_size=3, unique=True)
     ),
     st.integers(1, 7),
 )

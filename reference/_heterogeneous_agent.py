@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from beartype import beartype
-from jaxtyping import PRNGKeyArray, PyTree, jaxtyped
+from jaxtyping import PRNGKeyArray, jaxtyped
 
 from ._checks import (
     as_float_array,
@@ -36,13 +36,12 @@ from ._markov_game import (
     check_policies,
 )
 from ._ppo import _check_epsilon, check_ratio, ppo_clip_objective
-from ._sequential import AgentBatch, Categorical, Policy, _alike, minibatch_epochs, sequential_update
+from ._sequential import AgentBatch, Categorical, Policy, minibatch_epochs, policies_alike, sequential_update
 from ._trpo import _check_delta, _gauss_newton_fisher_vector_product, _trpo_update
 from ._trust_region import _exact_step, _penalty_from_advantages
-from ._types import Array, ArrayLike, Float, Int, ScalarLike
+from ._types import Array, ArrayLike, Float, Int, Params, ScalarLike
 from ._values import advantages, discounted_visitation
 
-Params = PyTree[Any]
 PolicyFn = Callable[[Any, Array], Array]
 
 
@@ -294,7 +293,7 @@ def clipped_surrogate_loss(
     batch: AgentBatch,
     factor: Array,
     *,
-    clip_epsilon: ScalarLike,
+    epsilon: ScalarLike,
     entropy_coef: ScalarLike = 0.0,
 ) -> Array:
     r"""The loss PPO, MAPPO and HAPPO minimise: minus the clipped surrogate and the entropy bonus.
@@ -309,12 +308,27 @@ def clipped_surrogate_loss(
     `happo_objective`). Schulman et al. (2017); Yu et al. (2021); Kuba et al. (2022) eq. (11).
 
     **Arguments:** `policy`, `params`; `batch` (an `AgentBatch`); `factor` `[B]`;
-    `clip_epsilon` $>0$, `entropy_coef` $c_H$ (keyword-only).
+    `epsilon` $>0$, `entropy_coef` $c_H$ (keyword-only).
 
     **Returns:** a scalar
     (`proofs_as_tests/test_training.py::test_mappo_loss_is_the_pooled_clipped_surrogate`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from reference import training
+    >>> policy = training.Policy(lambda W, obs: obs @ W, training.Categorical())  # linear logits
+    >>> obs, actions = jnp.eye(2)[jnp.asarray([0, 1, 0, 1])], jnp.asarray([0, 1, 1, 0])
+    >>> W = jnp.zeros((2, 2))
+    >>> batch = training.AgentBatch(obs, actions, policy.log_prob(W, obs, actions))
+    >>> factor = jnp.asarray([1.0, 1.0, -1.0, -1.0])  # the first two actions were good
+    >>> float(training.clipped_surrogate_loss(policy, W, batch, factor, epsilon=0.2))  # −mean M at θ_k
+    -0.0
+
+    ```
     """
-    objective = partial(happo_objective, epsilon=clip_epsilon)
+    objective = partial(happo_objective, epsilon=epsilon)
     return _surrogate_loss(policy, params, batch, factor, objective, entropy_coef)
 
 
@@ -330,6 +344,22 @@ def a2c_surrogate_loss(
     ($M = \hat A$) the A2C policy gradient. HARL's `haa2c.py`.
 
     **Returns:** a scalar (`proofs_as_tests/test_training.py::test_haa2c_with_one_agent_is_a2c_step_for_step`).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from reference import training
+    >>> policy = training.Policy(lambda W, obs: obs @ W, training.Categorical())  # linear logits
+    >>> obs, actions = jnp.eye(2)[jnp.asarray([0, 1, 0, 1])], jnp.asarray([0, 1, 1, 0])
+    >>> W = jnp.zeros((2, 2))
+    >>> batch = training.AgentBatch(obs, actions, policy.log_prob(W, obs, actions))
+    >>> factor = jnp.asarray([1.0, 1.0, -1.0, -1.0])  # the first two actions were good
+    >>> loss = lambda W: training.a2c_surrogate_loss(policy, W, batch, factor)
+    >>> [[round(x, 4) for x in row] for row in jax.grad(loss)(W).tolist()]  # −mean(M ∇log π): raise the good
+    [[-0.25, 0.25], [0.25, -0.25]]
+
+    ```
     """
     return _surrogate_loss(policy, params, batch, factor, haa2c_objective, entropy_coef)
 
@@ -381,7 +411,7 @@ def ppo_agent_update(
     factor: Array,
     *,
     optimizer: optax.GradientTransformation,
-    clip_epsilon: ScalarLike = 0.2,
+    epsilon: ScalarLike = 0.2,
     num_epochs: int = 5,
     num_minibatches: int = 1,
     entropy_coef: ScalarLike = 0.0,
@@ -391,8 +421,26 @@ def ppo_agent_update(
     `num_epochs` epochs of `num_minibatches` `optimizer` steps (`minibatch_epochs`) on
     `clipped_surrogate_loss` with the factor $M$. Kuba et al. (2022) eq. (11), App. D.3;
     Notes A51. An `AgentUpdate` for `sequential_update`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from reference import training
+    >>> policy = training.Policy(lambda W, obs: obs @ W, training.Categorical())  # linear logits
+    >>> obs, actions = jnp.eye(2)[jnp.asarray([0, 1, 0, 1])], jnp.asarray([0, 1, 1, 0])
+    >>> W = jnp.zeros((2, 2))
+    >>> batch = training.AgentBatch(obs, actions, policy.log_prob(W, obs, actions))
+    >>> factor = jnp.asarray([1.0, 1.0, -1.0, -1.0])  # the first two actions were good
+    >>> opt = optax.adam(0.1)
+    >>> new, _ = training.ppo_agent_update(jax.random.key(0), policy, W, opt.init(W), batch, factor, optimizer=opt)
+    >>> surrogate = lambda W: float(jnp.mean(factor * jnp.exp(policy.log_prob(W, obs, actions) - batch.old_log_probs)))
+    >>> surrogate(W), surrogate(new) > 0.1
+    (0.0, True)
+
+    ```
     """
-    loss = partial(clipped_surrogate_loss, policy, clip_epsilon=clip_epsilon, entropy_coef=entropy_coef)
+    loss = partial(clipped_surrogate_loss, policy, epsilon=epsilon, entropy_coef=entropy_coef)
     return _epochs_of(loss, key, params, opt_state, batch, factor, optimizer, num_epochs, num_minibatches)
 
 
@@ -413,6 +461,24 @@ def a2c_agent_update(
 
     HARL's `haa2c.py` (the authors' third on-policy algorithm: HAPPO's scheme without the clip).
     Notes A51a. An `AgentUpdate` for `sequential_update`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from reference import training
+    >>> policy = training.Policy(lambda W, obs: obs @ W, training.Categorical())  # linear logits
+    >>> obs, actions = jnp.eye(2)[jnp.asarray([0, 1, 0, 1])], jnp.asarray([0, 1, 1, 0])
+    >>> W = jnp.zeros((2, 2))
+    >>> batch = training.AgentBatch(obs, actions, policy.log_prob(W, obs, actions))
+    >>> factor = jnp.asarray([1.0, 1.0, -1.0, -1.0])  # the first two actions were good
+    >>> opt = optax.adam(0.1)
+    >>> new, _ = training.a2c_agent_update(jax.random.key(0), policy, W, opt.init(W), batch, factor, optimizer=opt)
+    >>> surrogate = lambda W: float(jnp.mean(factor * jnp.exp(policy.log_prob(W, obs, actions) - batch.old_log_probs)))
+    >>> surrogate(W), surrogate(new) > 0.1
+    (0.0, True)
+
+    ```
     """
     loss = partial(a2c_surrogate_loss, policy, entropy_coef=entropy_coef)
     return _epochs_of(loss, key, params, opt_state, batch, factor, optimizer, num_epochs, num_minibatches)
@@ -426,7 +492,7 @@ def trpo_agent_update(
     batch: AgentBatch,
     factor: Array,
     *,
-    kl_threshold: ScalarLike = 0.01,
+    delta: ScalarLike = 0.01,
     damping: ScalarLike = 0.1,
     cg_steps: int = 10,
     backtrack_ratio: float = 0.8,
@@ -441,6 +507,26 @@ def trpo_agent_update(
     with the policy family's exact KL (a sum over actions, or `gaussian_kl`). Kuba et al. (2022)
     eqs. (7)–(10); Notes A45–A50. `opt_state` is passed through (a TRPO step keeps none); `key` is
     unused. An `AgentUpdate` for `sequential_update`.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from reference import training
+    >>> policy = training.Policy(lambda W, obs: obs @ W, training.Categorical())  # linear logits
+    >>> obs, actions = jnp.eye(2)[jnp.asarray([0, 1, 0, 1])], jnp.asarray([0, 1, 1, 0])
+    >>> W = jnp.zeros((2, 2))
+    >>> batch = training.AgentBatch(obs, actions, policy.log_prob(W, obs, actions))
+    >>> factor = jnp.asarray([1.0, 1.0, -1.0, -1.0])  # the first two actions were good
+    >>> new, _ = training.trpo_agent_update(jax.random.key(0), policy, W, None, batch, factor, delta=0.01)
+    >>> kl = float(jnp.mean(policy.kl(obs @ W, new, obs)))  # within δ = 0.01
+    >>> kl <= 0.01, kl > 0.005
+    (True, True)
+    >>> surrogate = lambda W: float(jnp.mean(factor * jnp.exp(policy.log_prob(W, obs, actions) - batch.old_log_probs)))
+    >>> surrogate(W), surrogate(new) > 0.1
+    (0.0, True)
+
+    ```
     """
     del key
     obs, acts = batch.observations, batch.actions
@@ -461,7 +547,7 @@ def trpo_agent_update(
         damping,
         "trpo_agent_update",
     )
-    delta = _check_delta(kl_threshold, "trpo_agent_update")
+    delta = _check_delta(delta, "trpo_agent_update")
     new = _trpo_update(
         surrogate, kl, fvp, damping, params, delta, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
     )
@@ -572,7 +658,7 @@ def hatrpo_update(
     n = len(params)
     update = partial(
         trpo_agent_update,
-        kl_threshold=delta,
+        delta=delta,
         damping=damping,
         cg_steps=cg_steps,
         backtrack_ratio=backtrack_ratio,
@@ -580,7 +666,7 @@ def hatrpo_update(
         accept_ratio=accept_ratio,
     )
     policies, batches = _categorical_agents(policy_fns, obs, acts, old)
-    alike = _alike(policies, params, batches)
+    alike = policies_alike(policies, params, batches)
     new, _ = sequential_update(key, update, policies, params, (None,) * n, batches, adv, agents_alike=alike)
     return new
 
@@ -665,11 +751,11 @@ def happo_update(
     update = partial(
         ppo_agent_update,
         optimizer=optimizer,
-        clip_epsilon=epsilon,
+        epsilon=epsilon,
         num_epochs=num_epochs,
         num_minibatches=num_minibatches,
         entropy_coef=entropy_coef,
     )
     policies, batches = _categorical_agents(policy_fns, obs, acts, old)
-    alike = _alike(policies, params, opt_states, batches)
+    alike = policies_alike(policies, params, opt_states, batches)
     return sequential_update(key, update, policies, params, opt_states, batches, adv, agents_alike=alike)

@@ -21,10 +21,8 @@ import jax.numpy as jnp
 import optax
 
 from ._checks import check_positive_int
-from ._trust_region import _gaussian_entropy, _gaussian_kl, _gaussian_log_prob
-
-Array = jax.Array
-Params = Any
+from ._trust_region import unchecked_gaussian_entropy, unchecked_gaussian_kl, unchecked_gaussian_log_prob
+from ._types import Array, Params
 
 
 class Categorical(eqx.Module):
@@ -32,21 +30,36 @@ class Categorical(eqx.Module):
 
     $\pi(a\mid s) = \mathrm{softmax}(z(s))_a$; `log_prob`, `entropy` and `kl` are exact sums over
     the $A$ actions.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> from reference import training
+    >>> logits = jnp.log(jnp.asarray([[0.25, 0.75]]))
+    >>> family = training.Categorical()
+    >>> round(float(family.log_prob(logits, jnp.asarray([1]))[0]), 4)  # log 0.75
+    -0.2877
+    >>> round(float(family.entropy(logits)[0]), 4), int(family.mode(logits)[0])
+    (0.5623, 1)
+
+    ```
     """
 
-    def normalise(self, out: Array) -> Array:
+    def log_probabilities(self, out: Array) -> Array:
+        """The log-probabilities of every action, `[B, A]` (a log-softmax of the logits)."""
         return jax.nn.log_softmax(out, axis=-1)
 
     def log_prob(self, out: Array, actions: Array) -> Array:
-        return jnp.take_along_axis(self.normalise(out), actions[..., None], axis=-1)[..., 0]
+        return jnp.take_along_axis(self.log_probabilities(out), actions[..., None], axis=-1)[..., 0]
 
     def entropy(self, out: Array) -> Array:
-        logp = self.normalise(out)
+        logp = self.log_probabilities(out)
         return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
 
     def kl(self, old: Array, new: Array) -> Array:
         r"""$D_{KL}(\pi_{old}\,\|\,\pi_{new})$ per sample."""
-        p, q = self.normalise(old), self.normalise(new)
+        p, q = self.log_probabilities(old), self.log_probabilities(new)
         return jnp.sum(jnp.exp(p) * (p - q), axis=-1)
 
     def sample(self, key: Array, out: Array) -> Array:
@@ -64,18 +77,32 @@ class DiagonalGaussian(eqx.Module):
     and KL are the closed forms of `gaussian_log_prob`, `gaussian_entropy`, `gaussian_kl` (the same
     code without their input checks: a line search may try, and must be free to reject, a
     candidate whose log-std overflows).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> from reference import training
+    >>> out = (jnp.zeros((1, 1)), jnp.zeros(1))  # mean 0, σ = 1, one dimension
+    >>> family = training.DiagonalGaussian()
+    >>> round(float(family.log_prob(out, jnp.zeros((1, 1)))[0]), 4)  # −½ log 2π
+    -0.9189
+    >>> round(float(family.kl(out, (jnp.ones((1, 1)), jnp.zeros(1)))[0]), 4)  # ½ (μ − μ')²
+    0.5
+
+    ```
     """
 
     def log_prob(self, out: tuple[Array, Array], actions: Array) -> Array:
         mean, log_std = out
-        return _gaussian_log_prob(mean, log_std, actions)
+        return unchecked_gaussian_log_prob(mean, log_std, actions)
 
     def entropy(self, out: tuple[Array, Array]) -> Array:
         mean, log_std = out
-        return _gaussian_entropy(jnp.broadcast_to(log_std, mean.shape))
+        return unchecked_gaussian_entropy(jnp.broadcast_to(log_std, mean.shape))
 
     def kl(self, old: tuple[Array, Array], new: tuple[Array, Array]) -> Array:
-        return _gaussian_kl(old[0], old[1], new[0], new[1])
+        return unchecked_gaussian_kl(old[0], old[1], new[0], new[1])
 
     def sample(self, key: Array, out: tuple[Array, Array]) -> Array:
         mean, log_std = out
@@ -91,6 +118,18 @@ class Policy(eqx.Module):
     `Policy(apply, Categorical())` for discrete actions (logits `[B, A]`), `Policy(apply,
     DiagonalGaussian())` for continuous ones (`(mean [B, D], log_std [D])`). `log_prob`,
     `entropy`, `kl`, `sample` and `mode` act on a batch of observations.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> from reference import training
+    >>> policy = training.Policy(lambda W, obs: obs @ W, training.Categorical())  # linear logits
+    >>> W, obs = jnp.zeros((2, 3)), jnp.eye(2)
+    >>> [round(x, 4) for x in policy.log_prob(W, obs, jnp.asarray([0, 2])).tolist()]  # uniform over 3 actions
+    [-1.0986, -1.0986]
+
+    ```
     """
 
     apply: Callable[[Params, Array], Any] = eqx.field(static=True)
@@ -118,6 +157,17 @@ class AgentBatch(eqx.Module):
 
     `observations [B, ...]`, `actions` (`[B]` ints for a `Categorical` policy, `[B, D]` for a
     `DiagonalGaussian`) and `old_log_probs [B]`, $\log\pi^i_{\theta_k}(a^i_b\mid o^i_b)$.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> from reference import training
+    >>> batch = training.AgentBatch(jnp.eye(4), jnp.asarray([0, 1, 1, 0]), jnp.zeros(4))
+    >>> batch.take(jnp.asarray([1, 2])).actions.tolist()  # a minibatch
+    [1, 1]
+
+    ```
     """
 
     observations: Array
@@ -160,6 +210,22 @@ def minibatch_epochs(
     one step `params ← params + optimizer.update(∇loss(params, idx))`. The loop of
     PPO-style training (Schulman et al. 2017, the authors' HARL code); every gradient-based
     update of `reference.training` (actors and critic) runs through it.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from reference import training
+    >>> data = jnp.arange(8.0)  # fit one number to 8 samples by squared error: their mean, 3.5
+    >>> loss = lambda p, idx: jnp.mean((p - data[idx]) ** 2)
+    >>> opt = optax.sgd(0.1)
+    >>> p, _ = training.minibatch_epochs(
+    ...     jax.random.key(0), 0.0, opt.init(0.0), loss, opt, batch_size=8, num_epochs=200, num_minibatches=1
+    ... )
+    >>> round(float(p), 4)
+    3.5
+
+    ```
     """
     where = "minibatch_epochs"
     check_positive_int(num_epochs, "num_epochs", where)
@@ -225,6 +291,26 @@ def sequential_update(
       and shapes but, once `vmap` batches the order, runs all $n$ branches at every step.
 
     **Returns:** `(new_params, new_opt_states)`, per agent in the original order.
+
+    **Examples:**
+
+    ```pycon
+    >>> import functools, jax, jax.numpy as jnp, optax
+    >>> from reference import training
+    >>> policy = training.Policy(lambda W, obs: obs @ W, training.Categorical())
+    >>> obs, W = jnp.eye(2)[jnp.asarray([0, 1, 0, 1])], jnp.zeros((2, 2))
+    >>> batches = [training.AgentBatch(obs, a, policy.log_prob(W, obs, a)) for a in (jnp.asarray([0, 1, 1, 0]),) * 2]
+    >>> opt = optax.adam(0.1)
+    >>> update: training.AgentUpdate = functools.partial(training.ppo_agent_update, optimizer=opt)
+    >>> advantages = jnp.asarray([1.0, 1.0, -1.0, -1.0])
+    >>> params, states = training.sequential_update(
+    ...     jax.random.key(0), update, (policy, policy), (W, W), (opt.init(W), opt.init(W)), batches, advantages,
+    ...     agents_alike=True,
+    ... )
+    >>> len(params), params[0].shape, bool(jnp.any(params[0] != W))
+    (2, (2, 2), True)
+
+    ```
     """
     where = "sequential_update"
     n = len(params)
@@ -233,7 +319,7 @@ def sequential_update(
             f"{where}: `policies`, `params`, `opt_states` and `batches` must each hold one entry per agent, "
             f"but hold {len(policies)}, {n}, {len(opt_states)} and {len(batches)}."
         )
-    if agents_alike and not _alike(policies, params, opt_states, batches):
+    if agents_alike and not policies_alike(policies, params, opt_states, batches):
         raise ValueError(
             f"{where}: `agents_alike=True` needs one Policy and equal parameter, optimiser-state and batch "
             "shapes for every agent; pass `agents_alike=False` for agents that differ."
@@ -274,7 +360,7 @@ def sequential_update(
     return ps, ss
 
 
-def _alike(policies: Sequence[Policy], *trees: Sequence[Any]) -> bool:
+def policies_alike(policies: Sequence[Policy], *trees: Sequence[Any]) -> bool:
     if any(p != policies[0] for p in policies):
         return False
     spec = lambda t: jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), t)

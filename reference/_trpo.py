@@ -18,12 +18,10 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 from beartype import beartype
-from jaxtyping import PyTree, jaxtyped
+from jaxtyping import jaxtyped
 
 from ._checks import check_nonnegative_scalar, check_positive_int, check_positive_scalar
-from ._types import Array, ScalarLike
-
-Params = PyTree[Any]
+from ._types import Array, Params, ScalarLike
 
 
 def _tree_dot(a: Params, b: Params) -> Array:

@@ -117,10 +117,10 @@ def gaussian_log_prob(
     where = "gaussian_log_prob"
     mu, ls = _check_gaussian(mean, log_std, where, ("mean", "log_std"))
     a = check_finite(as_float_array(action, "action", mu.dtype), "action", where)
-    return _gaussian_log_prob(mu, ls, a)
+    return unchecked_gaussian_log_prob(mu, ls, a)
 
 
-def _gaussian_log_prob(mu: Array, ls: Array, a: Array) -> Array:
+def unchecked_gaussian_log_prob(mu: Array, ls: Array, a: Array) -> Array:
     z = (a - mu) * jnp.exp(-ls)
     return -jnp.sum(0.5 * z**2 + ls + 0.5 * jnp.log(2 * jnp.pi), axis=-1)
 
@@ -149,10 +149,10 @@ def gaussian_entropy(log_std: Float[ArrayLike, "*batch D"]) -> Float[Array, "*ba
     ```
     """
     ls = check_finite(as_float_array(log_std, "log_std"), "log_std", "gaussian_entropy")
-    return _gaussian_entropy(ls)
+    return unchecked_gaussian_entropy(ls)
 
 
-def _gaussian_entropy(ls: Array) -> Array:
+def unchecked_gaussian_entropy(ls: Array) -> Array:
     return jnp.sum(ls + 0.5 * jnp.log(2 * jnp.pi * jnp.e), axis=-1)
 
 
@@ -192,10 +192,10 @@ def gaussian_kl(
     where = "gaussian_kl"
     mp, lp = _check_gaussian(mean_p, log_std_p, where, ("mean_p", "log_std_p"))
     mq, lq = _check_gaussian(mean_q, log_std_q, where, ("mean_q", "log_std_q"), mp.dtype)
-    return _gaussian_kl(mp, lp, mq, lq)
+    return unchecked_gaussian_kl(mp, lp, mq, lq)
 
 
-def _gaussian_kl(mp: Array, lp: Array, mq: Array, lq: Array) -> Array:
+def unchecked_gaussian_kl(mp: Array, lp: Array, mq: Array, lq: Array) -> Array:
     log_ratio = lp - lq  # log σ_p/σ_q
     t = ((mp - mq) * jnp.exp(-lq)) ** 2
     return jnp.sum(0.5 * (jnp.exp(2 * log_ratio) + t - 1.0) - log_ratio, axis=-1)

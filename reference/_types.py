@@ -1,8 +1,13 @@
 """Shared jaxtyping aliases and scalar types."""
 
-from jaxtyping import Array, ArrayLike, Float, Int, Real, Shaped
+from typing import Any
+
+from jaxtyping import Array, ArrayLike, Float, Int, PyTree, Real, Shaped
 
 ScalarLike = float | int | ArrayLike
 """A Python number or a 0-d array (e.g. `gamma`)."""
 
-__all__ = ["Array", "ArrayLike", "Float", "Int", "Real", "ScalarLike", "Shaped"]
+Params = PyTree[Any]
+"""A model's parameters: any pytree of arrays (an equinox module's arrays, a tuple of them, …)."""
+
+__all__ = ["Array", "ArrayLike", "Float", "Int", "Params", "Real", "ScalarLike", "Shaped"]

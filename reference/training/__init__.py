@@ -3,8 +3,10 @@
 The flat namespace `reference` holds one function per equation of the notes; this subpackage holds
 what trains neural policies with them: the sequential update of heterogeneous agents
 (`sequential_update`), the algorithms as one agent-update function each (`ALGORITHMS`), the
-policies (`Categorical`, `DiagonalGaussian`), environments, and the trainer (`make_train`) with its
-checkpoints.
+policies (`Categorical`, `DiagonalGaussian`), environments (`make_env`), and the trainer
+(`make_train`) with its checkpoints. One module per job: `_envs` (the environment interface and
+adapters), `_config`, `_algorithms`, `_networks`, `_trainer` (state, rollout, updates),
+`_checkpoints`, `_sharding` and `_chunks` (chunked runs that stop on NaN).
 """
 
 from .._heterogeneous_agent import (
@@ -24,28 +26,32 @@ from .._sequential import (
     sequential_update as sequential_update,
 )
 from ._algorithms import ALGORITHMS as ALGORITHMS, Algorithm as Algorithm
-from ._trainer import (
-    CheckpointError as CheckpointError,
+from ._checkpoints import CheckpointError as CheckpointError, checkpoint_header as checkpoint_header
+from ._chunks import TrainingError as TrainingError, train_in_chunks as train_in_chunks
+from ._config import MARLConfig as MARLConfig
+from ._envs import (
+    ENVIRONMENTS as ENVIRONMENTS,
     CooperativeGameEnv as CooperativeGameEnv,
+    EnvStep as EnvStep,
     JaxMARLEnv as JaxMARLEnv,
-    MARLConfig as MARLConfig,
-    Metrics as Metrics,
     MultiAgentEnv as MultiAgentEnv,
-    Trainer as Trainer,
-    TrainingError as TrainingError,
-    TrainState as TrainState,
-    Transition as Transition,
-    checkpoint_header as checkpoint_header,
     cooperative_game_env as cooperative_game_env,
     mabrax_env as mabrax_env,
-    make_train as make_train,
+    make_env as make_env,
     simple_spread_env as simple_spread_env,
     smax_env as smax_env,
-    train_in_chunks as train_in_chunks,
+)
+from ._trainer import (
+    Metrics as Metrics,
+    Trainer as Trainer,
+    TrainState as TrainState,
+    Transition as Transition,
+    make_train as make_train,
 )
 
 __all__ = [
     "ALGORITHMS",
+    "ENVIRONMENTS",
     "AgentBatch",
     "AgentUpdate",
     "Algorithm",
@@ -53,6 +59,7 @@ __all__ = [
     "CheckpointError",
     "CooperativeGameEnv",
     "DiagonalGaussian",
+    "EnvStep",
     "JaxMARLEnv",
     "MARLConfig",
     "Metrics",
@@ -68,6 +75,7 @@ __all__ = [
     "clipped_surrogate_loss",
     "cooperative_game_env",
     "mabrax_env",
+    "make_env",
     "make_train",
     "minibatch_epochs",
     "ppo_agent_update",

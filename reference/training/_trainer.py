@@ -5,355 +5,36 @@ loop — rollout by `lax.scan` over `vmap`-ped environments, GAE, critic and per
 as one function that `jax.jit` compiles once and `jax.vmap` runs over seeds. The algorithmic parts
 are the library's own functions: `generalized_advantage_estimate` (A31), `sequential_update` (§D)
 and the registered algorithms' agent updates (`ALGORITHMS`), built on `happo_objective`,
-`haa2c_objective` and `trpo_update`.
-
-Environments are anything with the small array interface of `MultiAgentEnv`: JaxMARL's
-cooperative navigation (`simple_spread_env`, needs the `marl` extra) and any finite
-`CooperativeGame` (`cooperative_game_env`, e.g. Proposition 1's `parameter_sharing_game`).
+`haa2c_objective` and `trpo_update`. This module holds the trainer's state, rollout and updates;
+the environments, the config, the networks, checkpoints, sharding and chunked runs have a module
+each beside it.
 """
 
-import dataclasses
-import hashlib
-import io
-import json
 import os
-import pathlib
-import tempfile
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
-from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from .._checks import TRACED, check_positive_int
-from .._markov_game import CooperativeGame
 from .._ppo import generalized_advantage_estimate
-from .._sequential import AgentBatch, Categorical, DiagonalGaussian, Policy, minibatch_epochs, sequential_update
-from ._algorithms import ALGORITHMS, Algorithm
-
-Array = jax.Array
-
-
-@runtime_checkable
-class MultiAgentEnv(Protocol):
-    """The array interface `make_train` trains on (one environment; `make_train` `vmap`s it).
-
-    - `num_agents`, `obs_size` (every agent's observation is a vector of that size; agents
-      whose observations are shorter are zero-padded, which changes no network's function:
-      the padded inputs meet weights whose gradient is zero) and `action_sizes` (per agent, the
-      number of discrete actions, or the dimension of continuous ones);
-    - optionally `continuous_actions` (default `False`): `True` if every agent's actions are real
-      vectors, or one bool per agent when the kinds differ (a discrete agent beside continuous ones);
-    - `reset(key) -> (obs [n, obs_size], state)`;
-    - `step(key, state, actions) -> (obs, state, team_reward [], done [])`, `actions` `[n]` ints
-      if every agent is discrete, else `[n, D]` floats (`D` the largest continuous action size, or
-      1): a continuous agent's own dimensions first, a discrete agent's action index in column 0,
-      zeros after; resetting by itself when `done` (the returned `obs` is then the new episode's
-      first observation).
-    """
-
-    num_agents: int
-    obs_size: int
-    action_sizes: tuple[int, ...]
-
-    def reset(self, key: Array) -> tuple[Array, Any]: ...
-
-    def step(self, key: Array, state: Any, actions: Array) -> tuple[Array, Any, Array, Array]: ...
-
-
-class JaxMARLEnv(eqx.Module):
-    """A JaxMARL environment behind the `MultiAgentEnv` interface.
-
-    The team reward is the sum of the agents' rewards (for MABrax, each agent's reward is already
-    the team's, so their mean); shorter observations are zero-padded to `obs_size`.
-    """
-
-    env: Any = eqx.field(static=True)
-    num_agents: int = eqx.field(static=True)
-    obs_size: int = eqx.field(static=True)
-    action_sizes: tuple[int, ...] = eqx.field(static=True)
-    continuous_actions: bool = eqx.field(static=True, default=False)
-    shared_reward: bool = eqx.field(static=True, default=False)
-
-    def _obs(self, obs: dict[str, Array]) -> Array:
-        rows = [obs[a] for a in self.env.agents]
-        return jnp.stack([jnp.pad(o, (0, self.obs_size - o.shape[-1])) for o in rows])
-
-    def reset(self, key: Array) -> tuple[Array, Any]:
-        obs, state = self.env.reset(key)
-        return self._obs(obs), state
-
-    def step(self, key: Array, state: Any, actions: Array) -> tuple[Array, Any, Array, Array]:
-        if self.continuous_actions:
-            acts = {a: actions[i, : self.action_sizes[i]] for i, a in enumerate(self.env.agents)}
-        else:
-            acts = {a: actions[i] for i, a in enumerate(self.env.agents)}
-        obs, state, rewards, dones, _ = self.env.step(key, state, acts)
-        reward = sum(rewards[a] for a in self.env.agents)
-        if self.shared_reward:
-            reward = reward / self.num_agents
-        return self._obs(obs), state, jnp.asarray(reward), dones["__all__"]
-
-
-def _wrap_jaxmarl(env: Any, shared_reward: bool = False) -> JaxMARLEnv:
-    obs_spaces: list[Any] = [env.observation_space(a) for a in env.agents]
-    act_spaces: list[Any] = [env.action_space(a) for a in env.agents]
-    obs_size = max(int(space.shape[0]) for space in obs_spaces)
-    continuous = not hasattr(act_spaces[0], "n")
-    sizes = tuple(int(space.shape[0]) if continuous else int(space.n) for space in act_spaces)
-    return JaxMARLEnv(env, len(env.agents), obs_size, sizes, continuous, shared_reward)
-
-
-def simple_spread_env(num_agents: int = 3, episode_length: int = 25) -> JaxMARLEnv:
-    r"""MPE cooperative navigation (`MPE_simple_spread_v3`, JaxMARL) with `episode_length`-step episodes.
-
-    $n$ agents, $n$ landmarks, 5 discrete actions, observations of $4 + 4(n-1) + 2n$ numbers (18
-    for $n=3$); the team reward is the sum of the agents' rewards,
-
-    $$r_t = \sum_{i=1}^n\Big(\tfrac12\,g_t + \tfrac12\,c^i_t\Big),\qquad
-      g_t = -\sum_{l=1}^n\min_i\lVert x^i_t - y^l\rVert,\qquad c^i_t = -\#\{\text{collisions of } i\}$$
-
-    (JaxMARL's `local_ratio = 0.5`). The task the notes' practical algorithms (Notes A36, A51) are
-    measured on in Kuba et al. (2022) and Yu et al. (2021). JaxMARL ends an episode one step
-    after `max_steps`, so `max_steps = episode_length − 1`: 25-step episodes compare with the
-    published MPE results. Needs the `marl` extra (`pip install -e ".[marl]"`).
-    """
-    where = "simple_spread_env"
-    check_positive_int(num_agents, "num_agents", where, 1)
-    check_positive_int(episode_length, "episode_length", where, 1)
-    try:
-        import jaxmarl
-    except ImportError as err:  # pragma: no cover - depends on the installation
-        raise ImportError(f'{where} needs JaxMARL: install the `marl` extra, `pip install -e ".[marl]"`.') from err
-    env = jaxmarl.make(
-        "MPE_simple_spread_v3", num_agents=num_agents, num_landmarks=num_agents, max_steps=episode_length - 1
-    )
-    return _wrap_jaxmarl(env)
-
-
-def mabrax_env(scenario: str = "halfcheetah_6x1", episode_length: int = 1000) -> JaxMARLEnv:
-    r"""Multi-agent MuJoCo on brax (JaxMARL's MABrax): each agent drives some of a robot's joints.
-
-    The continuous-control task of the HATRPO/HAPPO paper (Kuba et al. 2022, multi-agent MuJoCo):
-    `halfcheetah_6x1` splits HalfCheetah's 6 joints among 6 agents (one 1-D action each,
-    observations of 8–9 numbers: each agent sees its own joints and their neighbours'); `ant_4x2`,
-    `hopper_3x1`, `walker2d_2x3`, `humanoid_9|8` are JaxMARL's other splits. Agents differ: each
-    has its own body part and observation. Every agent is rewarded with the robot's forward-motion
-    reward; the team reward here is that reward (the mean of the agents' equal rewards):
-
-    $$r_t = \frac{x_{t+1}-x_t}{\Delta t} - c\,\lVert\mathbf a_t\rVert^2\ (+\ \text{healthy bonus})$$
-
-    Episodes last `episode_length` steps (1,000 in the paper). Needs the `mabrax` extra
-    (`pip install -e ".[mabrax]"`: JaxMARL and brax).
-    """
-    where = "mabrax_env"
-    check_positive_int(episode_length, "episode_length", where, 1)
-    try:
-        import jaxmarl
-    except ImportError as err:  # pragma: no cover - depends on the installation
-        raise ImportError(f'{where} needs JaxMARL and brax: `pip install -e ".[mabrax]"`.') from err
-    try:
-        env = jaxmarl.make(scenario, episode_length=episode_length)
-    except ImportError as err:  # pragma: no cover - depends on the installation
-        raise ImportError(f'{where} needs brax: `pip install -e ".[mabrax]"` ({err}).') from err
-    except ValueError as err:
-        raise ValueError(f"{where}: `scenario` {scenario!r} is not a MABrax scenario of JaxMARL ({err}).") from None
-    return _wrap_jaxmarl(env, shared_reward=True)
-
-
-def smax_env(scenario: str = "2s3z") -> JaxMARLEnv:
-    r"""StarCraft multi-agent challenge on JAX (JaxMARL's SMAX) against its heuristic enemy.
-
-    The discrete-action benchmark of the HATRPO/HAPPO paper (SMAC): `2s3z` sets 2 Stalkers and 3
-    Zealots (ranged and melee units: agents that differ in what their actions do) against the same
-    force; each agent sees 127 numbers and chooses among 10 actions (moves, stop, attack an enemy).
-    Every agent receives the team's reward (damage dealt, a bonus for a win); the team reward here
-    is that reward,
-
-    $$r_t = \frac1n\sum_{i=1}^n r^i_t,\qquad r^i_t = r_t\ \text{for every agent}$$
-
-    Episodes end when a side is destroyed or after 100 steps. Needs the `marl` extra. Actions the
-    game does not allow at a step (attacking an enemy out of range) do nothing: no action mask is
-    applied.
-    """
-    where = "smax_env"
-    try:
-        import jaxmarl
-        from jaxmarl.environments.smax import map_name_to_scenario
-    except ImportError as err:  # pragma: no cover - depends on the installation
-        raise ImportError(f'{where} needs JaxMARL: install the `marl` extra, `pip install -e ".[marl]"`.') from err
-    try:
-        scenario_spec = map_name_to_scenario(scenario)
-    except (KeyError, ValueError):
-        raise ValueError(f"{where}: `scenario` {scenario!r} is not an SMAX map of JaxMARL (e.g. '2s3z').") from None
-    return _wrap_jaxmarl(jaxmarl.make("HeuristicEnemySMAX", scenario=scenario_spec), shared_reward=True)
-
-
-class CooperativeGameEnv(eqx.Module):
-    """A finite `CooperativeGame` as an environment.
-
-    Every agent observes the one-hot state (the same observation, no agent id), the team reward is
-    `R[s, a]`, episodes last `episode_length` steps.
-    """
-
-    P: Array
-    R: Array
-    rho0: Array
-    episode_length: int = eqx.field(static=True)
-    num_agents: int = eqx.field(static=True)
-    obs_size: int = eqx.field(static=True)
-    action_sizes: tuple[int, ...] = eqx.field(static=True)
-
-    def _obs(self, s: Array) -> Array:
-        return jnp.broadcast_to(jax.nn.one_hot(s, self.obs_size), (self.num_agents, self.obs_size))
-
-    def reset(self, key: Array) -> tuple[Array, Any]:
-        s = jax.random.categorical(key, jnp.log(self.rho0))
-        return self._obs(s), (s, jnp.zeros((), jnp.int32))
-
-    def step(self, key: Array, state: Any, actions: Array) -> tuple[Array, Any, Array, Array]:
-        s, t = state
-        k_next, k_reset = jax.random.split(key)
-        joint = (s, *(actions[i] for i in range(self.num_agents)))
-        reward = self.R[joint]
-        nxt = jax.random.categorical(k_next, jnp.log(self.P[joint]))
-        done = t + 1 >= self.episode_length
-        nxt = jnp.where(done, jax.random.categorical(k_reset, jnp.log(self.rho0)), nxt)
-        t = jnp.where(done, 0, t + 1)
-        return self._obs(nxt), (nxt, t), reward, done
-
-
-def cooperative_game_env(game: CooperativeGame, episode_length: int = 1) -> CooperativeGameEnv:
-    r"""A finite cooperative game (§4) as a `MultiAgentEnv`, for deep MARL on a game whose optimum is known.
-
-    $$o^i_t = e_{s_t}\ \text{(every agent)},\qquad r_t = R(s_t,\mathbf a_t),\qquad
-      s_{t+1}\sim P(\cdot|s_t,\mathbf a_t),\ \ s_0\sim\rho_0$$
-
-    (Notes A20: the cooperative Markov game of §4). Every agent sees the same one-hot state, so a
-    shared policy cannot tell the agents apart (Notes A37); with `episode_length = 1` and Proposition 1's
-    `parameter_sharing_game` the return of an episode is $r(\mathbf a)$, whose optimum is 1 and whose
-    best shared policy gets $2/2^n$.
-
-    **Examples:**
-
-    ```pycon
-    >>> import jax, jax.numpy as jnp, reference as rf
-    >>> from reference import training
-    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
-    >>> obs, state = env.reset(jax.random.key(0))
-    >>> obs.shape, env.action_sizes
-    ((2, 1), (2, 2))
-
-    ```
-    """
-    where = "cooperative_game_env"
-    if not isinstance(game, CooperativeGame):
-        raise TypeError(f"{where}: `game` must be a CooperativeGame, but is {type(game).__name__}.")
-    check_positive_int(episode_length, "episode_length", where, 1)
-    sizes = tuple(game.action_sizes)
-    R = jnp.broadcast_to(game.R.reshape(game.R.shape + (1,) * (1 + len(sizes) - game.R.ndim)), game.P.shape[:-1])
-    return CooperativeGameEnv(game.P, R, game.rho0, episode_length, game.num_agents, game.num_states, sizes)
-
-
-@dataclasses.dataclass(frozen=True)
-class MARLConfig:
-    r"""Hyper-parameters of `make_train`.
-
-    Defaults: the authors' code (Kuba et al. 2022 / HARL) and MAPPO's MPE settings: 128
-    environments × 25 steps, γ = 0.99, λ = 0.95, Adam 5e-4, gradient
-    clip 10, 5 epochs of 1 minibatch, clip 0.2, entropy 0.01; HATRPO δ = 0.01, damping 0.1, 10 CG
-    steps, backtracking ×0.8 up to 10 times, accept ratio 0.5.
-
-    - `algorithm`: a name in `ALGORITHMS` — `"mappo"` (one actor shared by all agents), `"happo"`,
-      `"hatrpo"`, `"haa2c"` (one actor per agent, `sequential_update`) — or an `Algorithm`.
-    - `total_steps`: environment steps per seed (counting one step of all agents as one);
-      the number of iterations is `total_steps // (num_envs · num_steps)`.
-    - `hidden_size`, `num_layers`: the actors' and the critic's MLPs (tanh).
-    - `log_std_init`: the initial state-independent log-std of Gaussian actors (continuous actions).
-    """
-
-    algorithm: str | Algorithm = "happo"
-    total_steps: int = 10_000_000
-    num_envs: int = 128
-    num_steps: int = 25
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    hidden_size: int = 64
-    num_layers: int = 2
-    actor_lr: float = 5e-4
-    critic_lr: float = 5e-4
-    max_grad_norm: float = 10.0
-    num_epochs: int = 5
-    num_minibatches: int = 1
-    critic_epochs: int = 5
-    clip_epsilon: float = 0.2
-    entropy_coef: float = 0.01
-    kl_threshold: float = 0.01
-    damping: float = 0.1
-    cg_steps: int = 10
-    backtrack_ratio: float = 0.8
-    max_backtracks: int = 10
-    accept_ratio: float = 0.5
-    normalize_advantages: bool = True
-    log_std_init: float = -0.5
-
-    def __post_init__(self) -> None:
-        where = "MARLConfig"
-        if not isinstance(self.algorithm, Algorithm) and self.algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"{where}: `algorithm` must be one of {tuple(ALGORITHMS)} or an Algorithm, but is {self.algorithm!r}."
-            )
-        for name in ("num_envs", "num_steps", "hidden_size", "num_layers", "num_epochs", "num_minibatches"):
-            check_positive_int(getattr(self, name), name, where, 1)
-        for name in ("critic_epochs", "cg_steps", "max_backtracks"):
-            check_positive_int(getattr(self, name), name, where, 1)
-        check_positive_int(self.total_steps, "total_steps", where, self.num_envs * self.num_steps)
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{where}: `{name}` must be in [0, 1], but is {getattr(self, name)}.")
-        for name in ("actor_lr", "critic_lr", "max_grad_norm", "clip_epsilon", "kl_threshold"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"{where}: `{name}` must be > 0, but is {getattr(self, name)}.")
-        for name in ("entropy_coef", "damping"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"{where}: `{name}` must be ≥ 0, but is {getattr(self, name)}.")
-        for name in ("backtrack_ratio", "accept_ratio"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"{where}: `{name}` must be in (0, 1), but is {getattr(self, name)}.")
-        if not np.isfinite(self.log_std_init):
-            raise ValueError(f"{where}: `log_std_init` must be finite, but is {self.log_std_init}.")
-        if (self.num_envs * self.num_steps) % self.num_minibatches:
-            raise ValueError(
-                f"{where}: `num_minibatches` ({self.num_minibatches}) must divide the batch "
-                f"num_envs · num_steps = {self.num_envs * self.num_steps}."
-            )
-
-    @property
-    def algorithm_spec(self) -> Algorithm:
-        """The `Algorithm` named by `algorithm` (or `algorithm` itself)."""
-        return self.algorithm if isinstance(self.algorithm, Algorithm) else ALGORITHMS[self.algorithm]
-
-    @property
-    def algorithm_name(self) -> str:
-        return self.algorithm_spec.name
-
-    @property
-    def steps_per_iteration(self) -> int:
-        return self.num_envs * self.num_steps
-
-    @property
-    def num_iterations(self) -> int:
-        return self.total_steps // self.steps_per_iteration
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as JSON-able values (the algorithm by its name), as checkpoints record them."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {**fields, "algorithm": self.algorithm_name}
+from .._sequential import AgentBatch, Policy, minibatch_epochs, sequential_update
+from .._types import Array
+from ._checkpoints import read_state, write_checkpoint
+from ._config import MARLConfig
+from ._envs import EnvStep, MultiAgentEnv, as_env_step
+from ._networks import (
+    action_kinds,
+    action_width,
+    actor_arrays,
+    actor_optimizer,
+    critic_optimizer,
+    networks,
+    policy_of,
+)
+from ._sharding import env_mesh
 
 
 class TrainState(eqx.Module):
@@ -364,6 +45,19 @@ class TrainState(eqx.Module):
     actor, `None` for an update without optimiser (HATRPO); `critic_params`: the centralised
     critic's arrays; `episode_return`: the running team return of each environment's current
     episode; `steps`: environment steps so far.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, reference as rf
+    >>> from reference import training
+    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> trainer = training.make_train(training.MARLConfig(total_steps=64 * 8 * 2, num_envs=64, num_steps=8), env)
+    >>> state = trainer.init(jax.random.key(0))
+    >>> isinstance(state, training.TrainState), state.obs.shape, int(state.steps)  # 64 envs × 2 agents × 1 number
+    (True, (64, 2, 1), 0)
+
+    ```
     """
 
     actor_params: tuple[Any, ...]
@@ -382,8 +76,27 @@ class Transition(eqx.Module):
 
     `obs [E, n, obs_size]` (before the step), `actions` (`[E, n]` ints, or `[E, n, D]` floats if
     any agent is continuous, laid out as `MultiAgentEnv.step` takes them), `log_probs [E, n]` of the actions taken,
-    `value [E]` (the critic's $V$ of `obs`), `reward [E]` (the team's), `done [E]` (the episode
-    ended at this step) and `finished_return [E]` (the ended episode's return, else 0).
+    `value [E]` (the critic's $V$ of `obs`), `reward [E]` (the team's), `terminated [E]` and
+    `truncated [E]` (the episode ended at this step in a terminal state, or was cut: `EnvStep`),
+    `final_value [E]` ($V$ of the observation the step reached before any reset, where the step
+    was truncated and `MARLConfig.truncation` is `"bootstrap"`; else 0) and `finished_return [E]`
+    (the ended episode's return, else 0).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, reference as rf
+    >>> from reference import training
+    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> trainer = training.make_train(training.MARLConfig(total_steps=64 * 8 * 2, num_envs=64, num_steps=8), env)
+    >>> state = trainer.init(jax.random.key(0))
+    >>> state, step = trainer.rollout_step(state, jax.random.key(1))
+    >>> isinstance(step, training.Transition), step.obs.shape, step.actions.shape
+    (True, (64, 2, 1), (64, 2))
+    >>> bool(step.terminated.all()), bool(step.truncated.any())  # every step ends the one-shot game
+    (True, False)
+
+    ```
     """
 
     obs: Array
@@ -391,8 +104,15 @@ class Transition(eqx.Module):
     log_probs: Array
     value: Array
     reward: Array
-    done: Array
+    terminated: Array
+    truncated: Array
+    final_value: Array
     finished_return: Array
+
+    @property
+    def done(self) -> Array:
+        """The episode ended at this step (terminated or truncated)."""
+        return self.terminated | self.truncated
 
 
 class Metrics(eqx.Module):
@@ -400,6 +120,19 @@ class Metrics(eqx.Module):
 
     `steps` so far, `episode_return` (mean team return of the episodes that ended in the
     iteration's rollout; NaN if none did) and `episodes` (how many ended).
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, reference as rf
+    >>> from reference import training
+    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> trainer = training.make_train(training.MARLConfig(total_steps=64 * 8 * 2, num_envs=64, num_steps=8), env)
+    >>> state, metrics = jax.jit(trainer)(jax.random.key(0))  # two iterations of 64 envs × 8 steps
+    >>> isinstance(metrics, training.Metrics), metrics.steps.tolist(), metrics.episodes.tolist()
+    (True, [512, 1024], [512, 512])
+
+    ```
     """
 
     steps: Array
@@ -414,6 +147,24 @@ class Trainer:
     several); `init`, `step` and `run` give the same loop in chunks (for progress and checkpoints);
     `actions` samples (or, without a key, takes the most likely) actions of the trained actors;
     `save`/`load` write and read a `TrainState` with equinox's serialisation.
+
+    **Examples:**
+
+    ```pycon
+    >>> import jax, reference as rf
+    >>> from reference import training
+    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
+    >>> trainer = training.make_train(training.MARLConfig(total_steps=64 * 8 * 2, num_envs=64, num_steps=8), env)
+    >>> isinstance(trainer, training.Trainer)
+    True
+    >>> state = trainer.init(jax.random.key(0))
+    >>> state, metrics = jax.jit(trainer.step)(state)  # one iteration
+    >>> int(metrics.steps), trainer.actions(state.actor_params, state.obs).shape  # the most likely actions
+    (512, (64, 2))
+    >>> float(trainer.evaluate(state.actor_params, jax.random.key(1))) > 0.0  # mean return of fresh episodes
+    True
+
+    ```
     """
 
     def __init__(
@@ -422,7 +173,7 @@ class Trainer:
         self.config, self.env, self.shard_envs = config, env, shard_envs
         self.actor_static, self.critic_static = actor_static, critic_static
         self.algorithm = config.algorithm_spec
-        self.kinds = _kinds(env)  # per agent: True for continuous actions
+        self.kinds = action_kinds(env)  # per agent: True for continuous actions
         self.continuous = any(self.kinds)  # the stored actions are floats `[.., n, D]`
         self.num_actors = 1 if self.algorithm.shared_actor else env.num_agents
         # One Policy object per kind of actor: agents whose networks have the same shapes share it,
@@ -431,9 +182,9 @@ class Trainer:
         for i in range(self.num_actors):
             kind = (env.action_sizes[i], self.kinds[i])
             if kind not in policies:
-                policies[kind] = _policy(actor_static[i], self.kinds[i])
+                policies[kind] = policy_of(actor_static[i], self.kinds[i])
         self.policies = tuple(policies[env.action_sizes[i], self.kinds[i]] for i in range(self.num_actors))
-        self.agent_update, self.uses_optimizer = self.algorithm.bind(config, _actor_optimizer(config))
+        self.agent_update, self.uses_optimizer = self.algorithm.bind(config, actor_optimizer(config))
 
     def __repr__(self) -> str:
         return f"Trainer({self.config!r}, env={type(self.env).__name__}, shard_envs={self.shard_envs})"
@@ -469,7 +220,7 @@ class Trainer:
         # (exact in float32 below 2**24) in column 0; zeros after.
         dtype = next(a.dtype for a, c in zip(acts, self.kinds, strict=True) if c)
         cols = [a if c else a[:, None].astype(dtype) for a, c in zip(acts, self.kinds, strict=True)]
-        width = _action_width(self.env.action_sizes, self.kinds)
+        width = action_width(self.env.action_sizes, self.kinds)
         return jnp.stack([jnp.pad(a, ((0, 0), (0, width - a.shape[-1]))) for a in cols], 1)
 
     def _agent_actions(self, acts: Array, agent: int) -> Array:
@@ -491,21 +242,21 @@ class Trainer:
     def _constrain(self, tree: Any) -> Any:
         if not self.shard_envs:
             return tree
-        sharding = NamedSharding(_env_mesh(), PartitionSpec("envs"))
+        sharding = NamedSharding(env_mesh(), PartitionSpec("envs"))
         return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
 
     def init(self, key: Array) -> TrainState:
         """A fresh `TrainState`: new networks and optimisers, every environment reset."""
         cfg, env = self.config, self.env
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
-        actor_nets, critic_net = _networks(k_actor, k_critic, cfg, env, self.num_actors)
-        actors = tuple(_actor_arrays(a, self.kinds[i], cfg, env.action_sizes[i]) for i, a in enumerate(actor_nets))
+        actor_nets, critic_net = networks(k_actor, k_critic, cfg, env, self.num_actors)
+        actors = tuple(actor_arrays(a, self.kinds[i], cfg, env.action_sizes[i]) for i, a in enumerate(actor_nets))
         critic = eqx.partition(critic_net, eqx.is_array)[0]
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, cfg.num_envs))
         obs, env_state = self._constrain((obs, env_state))
-        optimizer = _actor_optimizer(cfg)
+        optimizer = actor_optimizer(cfg)
         actor_states = tuple(optimizer.init(p) if self.uses_optimizer else None for p in actors)
-        critic_state = _critic_optimizer(cfg).init(critic)
+        critic_state = critic_optimizer(cfg).init(critic)
         return TrainState(
             actors,
             critic,
@@ -519,25 +270,37 @@ class Trainer:
         )
 
     def _env_step(
-        self, actor_params: tuple[Any, ...], obs: Array, env_state: Any, ret: Array, key: Array, greedy: bool = False
-    ) -> tuple[Array, Any, Array, Array, Array, Array, Array, Array]:
-        """Act in every environment and step it: the rollout's and `evaluate`'s one step."""
+        self, actor_params: tuple[Any, ...], obs: Array, env_state: Any, ret: Array, key: Array
+    ) -> tuple[EnvStep, Array, Array, Array, Array]:
+        """Act in every environment (actions sampled) and step it: the rollout's and `evaluate`'s one step.
+
+        Returns the environments' `EnvStep` (reward cast to the returns' dtype), the actions, their
+        log-probabilities, the running returns and the returns of the episodes that ended.
+        """
         k_act, k_env = jax.random.split(key)
-        acts, lp = self._act(actor_params, obs, None if greedy else k_act)
-        E = obs.shape[0]
-        new_obs, env_state, reward, done = jax.vmap(self.env.step)(jax.random.split(k_env, E), env_state, acts)
-        reward = reward.astype(ret.dtype)
-        ret, finished = _end_episodes(ret, reward, done)
-        return new_obs, env_state, ret, acts, lp, reward, done, finished
+        acts, lp = self._act(actor_params, obs, k_act)
+        keys = jax.random.split(k_env, obs.shape[0])
+        out = as_env_step(jax.vmap(self.env.step)(keys, env_state, acts))
+        out = out._replace(reward=out.reward.astype(ret.dtype))
+        ret = ret + out.reward
+        done = out.terminated | out.truncated
+        return out, acts, lp, jnp.where(done, 0.0, ret), jnp.where(done, ret, 0.0)
 
     def rollout_step(self, state: TrainState, key: Array) -> tuple[TrainState, Transition]:
         """One step of every environment: the new state and the `Transition`."""
         value = self.value_fn(state.critic_params, state.obs)
-        obs, env_state, ret, acts, lp, reward, done, finished = self._env_step(
+        out, acts, lp, ret, finished = self._env_step(
             state.actor_params, state.obs, state.env_state, state.episode_return, key
         )
-        new = eqx.tree_at(lambda s: (s.env_state, s.obs, s.episode_return), state, (env_state, obs, ret))
-        return new, Transition(state.obs, acts, lp, value, reward, done, finished)
+        if self.config.truncation == "bootstrap":
+            final_value = jnp.where(out.truncated, self.value_fn(state.critic_params, out.final_obs), 0.0)
+        else:
+            final_value = jnp.zeros_like(value)
+        new = eqx.tree_at(lambda s: (s.env_state, s.obs, s.episode_return), state, (out.state, out.obs, ret))
+        transition = Transition(
+            state.obs, acts, lp, value, out.reward, out.terminated, out.truncated, final_value, finished
+        )
+        return new, transition
 
     def step(self, state: TrainState) -> tuple[TrainState, Metrics]:
         """One iteration: `num_steps` steps of every environment, GAE, the critic's and the actors' updates."""
@@ -546,7 +309,9 @@ class Trainer:
         state = eqx.tree_at(lambda s: (s.env_state, s.obs), state, self._constrain((state.env_state, state.obs)))
         state, traj = jax.lax.scan(self.rollout_step, state, jax.random.split(k_roll, cfg.num_steps))
         last_value = self.value_fn(state.critic_params, state.obs)
-        advantages, targets = self.advantages_and_targets(traj.reward, traj.value, last_value, traj.done)
+        advantages, targets = self.advantages_and_targets(
+            traj.reward, traj.value, last_value, traj.terminated, traj.truncated, traj.final_value
+        )
 
         B = cfg.steps_per_iteration
         flat = lambda x: x.reshape(B, *x.shape[2:])
@@ -568,20 +333,38 @@ class Trainer:
         return state, Metrics(steps, mean_return, count)
 
     def advantages_and_targets(
-        self, rewards: Array, values: Array, last_value: Array, dones: Array
+        self,
+        rewards: Array,
+        values: Array,
+        last_value: Array,
+        terminated: Array,
+        truncated: Array,
+        final_values: Array,
     ) -> tuple[Array, Array]:
         r"""GAE($\gamma, \lambda$) per environment and the critic's λ-return targets $\hat A_t + V(s_t)$.
 
-        `rewards`, `values`, `dones`: `[T, E]` (time-major, as a rollout stacks them);
-        `last_value`: `[E]`, $V$ of the states after the last step. Uses the config's `gamma`
-        and `gae_lambda` (`generalized_advantage_estimate`, A31).
+        `rewards`, `values`, `terminated`, `truncated`, `final_values`: `[T, E]` (time-major, as
+        a rollout stacks them); `last_value`: `[E]`, $V$ of the states after the last step. With
+        the config's `gamma` and `gae_lambda` (`generalized_advantage_estimate`, A31), an episode's
+        end stops the recursion; a truncated step under `truncation="bootstrap"` has the TD error
+        $\delta_t = r_t + \gamma V(s^{\text{final}}_{t+1}) - V(s_t)$ (`final_values`), under
+        `"as_termination"` $\delta_t = r_t - V(s_t)$:
+
+        $$\hat A_t = \delta_t + \gamma\lambda(1-d_t)\hat A_{t+1},\qquad
+          \delta_t = r_t + \gamma\big[(1-d_t)V(s_{t+1}) + u_t V(s^{\text{final}}_{t+1})\big] - V(s_t)$$
+
+        with $d_t$ the episode's end (terminated or truncated) and $u_t$ its truncation (0 under
+        `"as_termination"`). It is computed as GAE with the ends $d_t$ on the rewards
+        $r_t + \gamma u_t V(s^{\text{final}}_{t+1})$.
         """
         cfg = self.config
+        ends = terminated | truncated
+        if cfg.truncation == "bootstrap":
+            rewards = rewards + cfg.gamma * jnp.where(truncated, final_values, 0.0)
         all_values = jnp.concatenate([values, last_value[None]], 0)
         gae = jax.vmap(generalized_advantage_estimate, in_axes=(1, 1, 1, None, None), out_axes=1)
-        advantages = gae(rewards, all_values, dones, cfg.gamma, cfg.gae_lambda)
-        targets = advantages + values
-        return advantages, targets
+        advantages = gae(rewards, all_values, ends, cfg.gamma, cfg.gae_lambda)
+        return advantages, advantages + values
 
     def run(self, state: TrainState, num_iterations: int) -> tuple[TrainState, Metrics]:
         """`num_iterations` iterations by `lax.scan`; metrics stacked over iterations."""
@@ -603,7 +386,7 @@ class Trainer:
             params,
             opt_state,
             loss,
-            _critic_optimizer(cfg),
+            critic_optimizer(cfg),
             batch_size=cfg.steps_per_iteration,
             num_epochs=cfg.critic_epochs,
             num_minibatches=cfg.num_minibatches,
@@ -648,9 +431,9 @@ class Trainer:
 
         def body(carry: tuple[Any, ...], k: Array) -> tuple[tuple[Any, ...], None]:
             obs, env_state, ret, total, count = carry
-            obs, env_state, ret, _, _, _, done, finished = self._env_step(actor_params, obs, env_state, ret, k)
-            total, count = total + jnp.sum(finished), count + jnp.sum(done).astype(count.dtype)
-            return (obs, env_state, ret, total, count), None
+            out, _, _, ret, finished = self._env_step(actor_params, obs, env_state, ret, k)
+            ended = jnp.sum(out.terminated | out.truncated).astype(count.dtype)
+            return (out.obs, out.state, ret, total + jnp.sum(finished), count + ended), None
 
         zero = jnp.zeros((), obs.dtype)
         carry = (obs, env_state, jnp.zeros(E, obs.dtype), zero, jnp.zeros((), jnp.int32))
@@ -668,26 +451,7 @@ class Trainer:
         a truncated or foreign file with one clear line. It is written to a temporary file in the
         same folder and renamed over `path`, so an interrupted save never leaves a broken file.
         """
-        leaves = eqx.tree_at(lambda s: s.key, state, jax.random.key_data(state.key))
-        leaves = _gather(leaves)
-        if jax.process_index() != 0:  # under jax.distributed, process 0 writes; the others wait
-            _barrier(f"reference.Trainer.save {path}")
-            return
-        buffer = io.BytesIO()
-        eqx.tree_serialise_leaves(buffer, leaves)
-        payload = buffer.getvalue()
-        steps = jnp.asarray(state.steps)
-        header = {
-            "format": CHECKPOINT_FORMAT,
-            "config": self.config.as_dict(),
-            "num_seeds": None if steps.ndim == 0 else int(steps.shape[0]),
-            "steps": int(jnp.max(steps)),
-            "metadata": metadata,
-            "payload_bytes": len(payload),
-            "sha256": hashlib.sha256(payload).hexdigest(),
-        }
-        _atomic_write(path, _encode_header(header) + payload)
-        _barrier(f"reference.Trainer.save {path}")
+        write_checkpoint(path, state, self.config, metadata)
 
     def load(self, path: str | os.PathLike[str], num_seeds: int | None = None) -> TrainState:
         """Read a state written by `save`; raise `CheckpointError` (one line) if it cannot be used.
@@ -695,333 +459,7 @@ class Trainer:
         The file's configuration must equal this trainer's (the error names the fields that
         differ); `num_seeds`, if given, must equal the number of seeds it was saved with.
         """
-        header, payload = _read_checkpoint(path)
-        saved = header["config"]
-        mine = self.config.as_dict()
-        diff = [f"{k}={saved.get(k)!r} (here {v!r})" for k, v in mine.items() if saved.get(k) != v]
-        if diff:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} was written with another configuration: {', '.join(diff)}."
-            )
-        seeds = header["num_seeds"]
-        if num_seeds is not None and num_seeds != seeds:
-            raise CheckpointError(f"checkpoint {str(path)!r} holds {seeds} seeds, not {num_seeds}.")
-        init = self.init if seeds is None else jax.vmap(self.init)
-        keys = jax.random.key(0) if seeds is None else jax.random.split(jax.random.key(0), seeds)
-        like = eqx.filter_eval_shape(init, keys)
-        like = eqx.tree_at(lambda s: s.key, like, jax.eval_shape(jax.random.key_data, like.key))
-        try:
-            state = eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
-        except Exception as err:  # a payload that hashes right but does not fit this trainer's state
-            raise CheckpointError(f"checkpoint {str(path)!r} does not fit this trainer's state: {err}") from None
-        state = eqx.tree_at(lambda s: s.key, state, jax.random.wrap_key_data(state.key))
-        return _replicate(state)
-
-
-CHECKPOINT_FORMAT = 2
-TRACED_CHECK = TRACED.strip()  # how a runtime check of the library announces itself
-_MAGIC = b"reference-marl-checkpoint\n"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read or does not match: its message is one line naming the file."""
-
-
-class TrainingError(RuntimeError):
-    """Training stopped on a non-finite value: the message names the iteration and the last good checkpoint."""
-
-
-def _env_mesh() -> jax.sharding.Mesh:
-    """The one-axis mesh `"envs"` over every device of every process."""
-    return jax.make_mesh((jax.device_count(),), ("envs",), axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def _gather(tree: Any) -> Any:
-    """The arrays of `tree`, whole on this process.
-
-    An array sharded over devices of other processes (`jax.distributed`) is gathered with
-    `multihost_utils.process_allgather`, a collective that every process must call.
-    """
-    if jax.process_count() == 1:
-        return tree
-
-    def whole(x: Any) -> Any:
-        if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
-            return multihost_utils.process_allgather(x, tiled=True)
-        return x
-
-    return jax.tree.map(whole, tree)
-
-
-def _replicate(tree: Any) -> Any:
-    """The (equal) arrays each process read, as global arrays replicated over every device.
-
-    Under `jax.distributed` a jitted step takes only global arrays; with one process, unchanged.
-    """
-    if jax.process_count() == 1:
-        return tree
-    replicated = NamedSharding(_env_mesh(), PartitionSpec())
-
-    def put(x: Any) -> Any:
-        if not isinstance(x, jax.Array) or jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return x
-        return jax.make_array_from_process_local_data(replicated, np.asarray(x))
-
-    data = jax.tree.map(put, eqx.tree_at(lambda s: s.key, tree, jax.random.key_data(tree.key)))
-    return eqx.tree_at(lambda s: s.key, data, jax.random.wrap_key_data(data.key))
-
-
-def _barrier(name: str) -> None:
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices(name)
-
-
-def _encode_header(header: dict[str, Any]) -> bytes:
-    text = json.dumps(header, sort_keys=True).encode()
-    return _MAGIC + len(text).to_bytes(8, "little") + text
-
-
-def _atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
-    target = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
-    name = repr(str(path))
-    try:
-        data = pathlib.Path(path).read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {name} does not exist.") from None
-    except OSError as err:
-        raise CheckpointError(f"checkpoint {name} cannot be read: {err.strerror or err}.") from None
-    if not data.startswith(_MAGIC):
-        raise CheckpointError(f"{name} is not a checkpoint written by reference's Trainer.save.")
-    start = len(_MAGIC) + 8
-    size = int.from_bytes(data[len(_MAGIC) : start], "little")
-    try:
-        header = json.loads(data[start : start + size])
-    except ValueError:
-        raise CheckpointError(f"checkpoint {name} is truncated or corrupt (its header cannot be read).") from None
-    if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {name} has an unknown format (expected {CHECKPOINT_FORMAT}).")
-    payload = data[start + size :]
-    if len(payload) != header["payload_bytes"]:
-        expected = header["payload_bytes"]
-        raise CheckpointError(
-            f"checkpoint {name} is truncated or corrupt: {len(payload)} bytes of arrays, expected {expected}."
-        )
-    if hashlib.sha256(payload).hexdigest() != header["sha256"]:
-        raise CheckpointError(f"checkpoint {name} is corrupt: its arrays do not match their SHA-256.")
-    return header, payload
-
-
-def checkpoint_header(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What a checkpoint written by `Trainer.save` says of itself, without loading its arrays.
-
-    A dict with `config` (the `MARLConfig` as a dict; `MARLConfig(**header["config"])` rebuilds
-    it), `num_seeds` (`None` for one unbatched seed), `steps` (environment steps done per seed) and
-    `metadata` (what the caller passed to `save`). Raises `CheckpointError` (one line naming the
-    file) if the file is missing, truncated, corrupt or not a checkpoint.
-
-    **Examples:**
-
-    ```pycon
-    >>> import jax, jax.numpy as jnp, reference as rf
-    >>> from reference import training
-    >>> import tempfile, os
-    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
-    >>> trainer = training.make_train(training.MARLConfig(total_steps=64 * 8, num_envs=64, num_steps=8), env)
-    >>> path = os.path.join(tempfile.mkdtemp(), "run.eqx")
-    >>> trainer.save(path, trainer.init(jax.random.key(0)), env="game")
-    >>> header = training.checkpoint_header(path)
-    >>> header["config"]["algorithm"], header["num_seeds"], header["metadata"]
-    ('happo', None, {'env': 'game'})
-
-    ```
-    """
-    return _read_checkpoint(path)[0]
-
-
-def train_in_chunks(
-    trainer: Trainer,
-    state: TrainState,
-    *,
-    num_iterations: int,
-    chunk: int,
-    checkpoint: str | os.PathLike[str] | None = None,
-    metadata: dict[str, Any] | None = None,
-    on_chunk: Callable[[TrainState, Metrics], None] | None = None,
-) -> tuple[TrainState, list[Metrics]]:
-    """Train a batch of seeds in jitted chunks, checkpointing after each, stopping on NaN.
-
-    Runs `num_iterations` iterations of `state` (which has a leading seed axis) in jitted chunks
-    of at most `chunk` iterations, saving `checkpoint` after each chunk.
-
-    After each chunk the state's arrays are checked: if a loss or a parameter became NaN or
-    infinite (or a traced input check of the library fired inside the chunk), training stops with
-    `TrainingError` naming the first bad iteration (found by replaying the chunk one iteration at a
-    time from the last good state, which is deterministic) and the last good checkpoint, which is
-    left as it was. `on_chunk(state, metrics)` is called after each good chunk (e.g. to report
-    progress), before its checkpoint is written: a log it keeps may run ahead of the checkpoint
-    (drop what lies beyond the checkpoint's `steps` on resuming) but never behind it. Returns
-    the final state and the list of each chunk's metrics (stacked over iterations, with a
-    leading seed axis).
-
-    The iterations are exactly those of `trainer.run(state, num_iterations)`, whatever `chunk`
-    is, so a run resumed from a checkpoint continues as the uninterrupted run would.
-
-    **Examples:**
-
-    ```pycon
-    >>> import jax, jax.numpy as jnp, reference as rf
-    >>> from reference import training
-    >>> env = training.cooperative_game_env(rf.parameter_sharing_game(2))
-    >>> trainer = training.make_train(training.MARLConfig(total_steps=2 * 64 * 8, num_envs=64, num_steps=8), env)
-    >>> state = jax.vmap(trainer.init)(jax.random.split(jax.random.key(0), 2))  # two seeds
-    >>> state, history = training.train_in_chunks(trainer, state, num_iterations=2, chunk=1)
-    >>> len(history), history[0].episode_return.shape
-    (2, (2, 1))
-
-    ```
-    """
-    where = "train_in_chunks"
-    check_positive_int(num_iterations, "num_iterations", where, 0)
-    check_positive_int(chunk, "chunk", where)
-    runs: dict[int, Callable[[TrainState], tuple[TrainState, Metrics]]] = {}
-    done, history = 0, []
-    while done < num_iterations:
-        k = min(chunk, num_iterations - done)
-        if k not in runs:
-            runs[k] = jax.jit(jax.vmap(lambda s, k=k: trainer.run(s, k)))
-        try:
-            new_state, metrics = jax.block_until_ready(runs[k](state))
-            problem = None if _all_finite(new_state) else "a parameter or optimiser state became NaN or infinite"
-        except Exception as err:
-            if TRACED_CHECK not in str(err):  # not one of the library's runtime checks: a real bug
-                raise
-            new_state, metrics, problem = state, None, _first_line(err)
-        if problem is not None or metrics is None:
-            first = _first_bad_iteration(trainer, state, k)
-            kept = (
-                f"the last good checkpoint, {str(checkpoint)!r}, holds iteration {done}"
-                if checkpoint
-                else "no checkpoint was asked for"
-            )
-            raise TrainingError(f"training stopped at iteration {done + first}: {problem}; {kept}.")
-        state, done = new_state, done + k
-        history.append(metrics)
-        if on_chunk is not None:  # first: a record it keeps is never behind the checkpoint
-            on_chunk(state, metrics)
-        if checkpoint is not None:
-            trainer.save(checkpoint, state, **(metadata or {}))
-    return state, history
-
-
-def _all_finite(tree: Any) -> bool:
-    leaves = [x for x in jax.tree.leaves(tree) if eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)]
-    return all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
-
-
-def _first_line(err: BaseException) -> str:
-    """The library's own message inside an XLA runtime error, else the error's first line."""
-    text = str(err)
-    for line in text.splitlines():
-        if TRACED_CHECK in line:
-            return line.split("EquinoxRuntimeError: ")[-1].strip().rstrip(".")
-    return (text.strip().splitlines() or [type(err).__name__])[0].rstrip(".")
-
-
-def _first_bad_iteration(trainer: Trainer, state: TrainState, k: int) -> int:
-    """1-based index, within a chunk of `k` iterations from `state`, of the first bad iteration."""
-    step = jax.jit(jax.vmap(trainer.step))
-    for i in range(1, k + 1):
-        try:
-            state, _ = jax.block_until_ready(step(state))
-        except Exception as err:
-            if TRACED_CHECK not in str(err):
-                raise
-            return i
-        if not _all_finite(state):
-            return i
-    return k
-
-
-def _kinds(env: Any) -> tuple[bool, ...]:
-    """Per agent, whether its actions are continuous (`env.continuous_actions`: one bool, or one per agent)."""
-    kinds = getattr(env, "continuous_actions", False)
-    if isinstance(kinds, bool | int):
-        return (bool(kinds),) * env.num_agents
-    return tuple(bool(k) for k in kinds)
-
-
-def _action_width(sizes: Sequence[int], kinds: Sequence[bool]) -> int:
-    """`D` of the stored float actions: the largest continuous size (a discrete agent needs one column)."""
-    return max(size if continuous else 1 for size, continuous in zip(sizes, kinds, strict=True))
-
-
-def _mlp(key: Array, cfg: MARLConfig, in_size: int, out_size: int, last_scale: float) -> eqx.nn.MLP:
-    mlp = eqx.nn.MLP(in_size, out_size, cfg.hidden_size, cfg.num_layers, activation=jax.nn.tanh, key=key)
-    last = mlp.layers[-1]
-    return eqx.tree_at(
-        lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp, (last.weight * last_scale, jnp.zeros(out_size))
-    )
-
-
-def _networks(
-    k_actor: Array, k_critic: Array, cfg: MARLConfig, env: Any, count: int
-) -> tuple[tuple[eqx.nn.MLP, ...], eqx.nn.MLP]:
-    """The `count` actors (one shared, or one per agent) and the centralised critic."""
-    keys = jax.random.split(k_actor, count)
-    actors = tuple(_mlp(keys[i], cfg, env.obs_size, env.action_sizes[i], 0.01) for i in range(count))
-    return actors, _mlp(k_critic, cfg, env.num_agents * env.obs_size, 1, 1.0)
-
-
-def _actor_arrays(net: eqx.nn.MLP, continuous: bool, cfg: MARLConfig, size: int) -> Any:
-    """An actor's trainable arrays: the MLP's, and for a Gaussian actor its log-std `[D]`."""
-    arrays = eqx.partition(net, eqx.is_array)[0]
-    if not continuous:
-        return arrays
-    return (arrays, jnp.full(size, cfg.log_std_init, net.layers[-1].weight.dtype))
-
-
-def _policy(static: Any, continuous: bool) -> Policy:
-    """The `Policy` of an actor network with static part `static`: logits, or (mean, log-std)."""
-    if continuous:
-
-        def gaussian(params: Any, obs: Array) -> tuple[Array, Array]:
-            arrays, log_std = params
-            return jax.vmap(eqx.combine(arrays, static))(obs), log_std
-
-        return Policy(gaussian, DiagonalGaussian())
-
-    def logits(params: Any, obs: Array) -> Array:
-        return jax.vmap(eqx.combine(params, static))(obs)
-
-    return Policy(logits, Categorical())
-
-
-def _end_episodes(episode_return: Array, reward: Array, done: Array) -> tuple[Array, Array]:
-    """Add the reward to the running returns; return (running, the returns of episodes that ended)."""
-    ret = episode_return + reward
-    return jnp.where(done, 0.0, ret), jnp.where(done, ret, 0.0)
-
-
-def _actor_optimizer(cfg: MARLConfig) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.actor_lr, eps=1e-5))
-
-
-def _critic_optimizer(cfg: MARLConfig) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.critic_lr, eps=1e-5))
+        return read_state(path, self.config, self.init, num_seeds)
 
 
 def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
@@ -1035,6 +473,8 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
     $$\hat A_t = \sum_{l\ge0}(\gamma\lambda)^l\delta_{t+l},\quad
       \delta_t = r_t + \gamma(1-d_t)V(s_{t+1}) - V(s_t),\quad \hat R_t = \hat A_t + V(s_t)$$
 
+    (the sum stops at an episode's end $d_t$; a truncated step, with `truncation="bootstrap"`,
+    has $\delta_t = r_t + \gamma V(s^{\text{final}}_{t+1}) - V(s_t)$: `advantages_and_targets`),
 
     - a shared-actor algorithm (MAPPO, A36): one update of the one actor on the pooled batch;
     - a heterogeneous-agent one (HAPPO A51, HATRPO A45–A50, HAA2C A51a): `sequential_update` —
@@ -1090,7 +530,7 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
             f"but has {len(tuple(kinds))} entries."
         )
     algorithm = config.algorithm_spec
-    agent_kinds = _kinds(env)
+    agent_kinds = action_kinds(env)
     if algorithm.shared_actor and len(set(zip(sizes, agent_kinds, strict=True))) != 1:
         raise ValueError(
             f"{where}: {algorithm.name!r} shares one actor, so every agent needs the same kind and size of "
@@ -1105,6 +545,6 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
     shard = devices > 1 and config.num_envs % devices == 0
     key = jax.random.key(0)  # only the static parts (structure, activations) are kept
     count = 1 if algorithm.shared_actor else env.num_agents
-    actor_nets, critic_net = _networks(key, key, config, env, count)
+    actor_nets, critic_net = networks(key, key, config, env, count)
     actors = tuple(eqx.partition(a, eqx.is_array)[1] for a in actor_nets)
     return Trainer(config, env, actors, eqx.partition(critic_net, eqx.is_array)[1], shard)
