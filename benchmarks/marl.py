@@ -236,7 +236,7 @@ if __name__ == "__main__":
         if "--throughput" in sys.argv:
             one_throughput(value_of("--throughput"))
         elif "--against" in sys.argv:
-            against(value_of("--against"))
+            against(value_of("--against"), int(value_of("--rounds")) if "--rounds" in sys.argv else 3)
         elif "--mixed" in sys.argv:
             mixed_agents()
         elif "--mabrax" in sys.argv:

@@ -15,6 +15,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import reference as rf
@@ -168,3 +169,92 @@ def test_the_first_agent_is_handed_the_standardised_advantages(normalize):
     if normalize:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     np.testing.assert_allclose(first["factor"], advantages, rtol=1e-5, atol=1e-6)
+
+
+class RecordingClock(ClockEnv):
+    """`ClockEnv` (one agent) that reports each step it is asked to take — (its global step
+    count, t, the action, the reward) — through `jax.debug.callback`: what the trainer did, seen
+    from the environment."""
+
+    def __init__(self, length: int):
+        super().__init__(length, num_agents=1)
+
+    def reset(self, key):
+        obs, t = super().reset(key)
+        return obs, (t, jnp.zeros((), jnp.int32))
+
+    def step(self, key, state, actions):
+        t, count = state
+        out = super().step(key, t, actions)
+        jax.debug.callback(_record_step, count, t, actions[0], out.reward)
+        return out._replace(state=(out.state, count + 1))
+
+
+_STEPS: list[tuple[int, int, int, float]] = []
+
+
+def _record_step(count, t, action, reward):
+    _STEPS.append((int(count), int(t), int(action), float(reward)))
+
+
+@standard_promotion
+def test_one_agent_happo_is_the_ppo_iteration_written_here():
+    """With one agent, an iteration of HAPPO is PPO's: from the steps the environment saw (its own
+    record), this test computes V with the critic's parameters, GAE(γ, λ) with the truncation
+    bootstrapped from V of the final observation, the standardised advantages, the old
+    log-probabilities, and `num_epochs` full-batch steps of clipped Adam on
+    −[mean min(rÂ, clip(r, 1 ± ε)Â) + c_H · mean entropy], all written out below; the trainer's new
+    actor equals it."""
+    _STEPS.clear()
+    length, T = 4, 11
+    env = RecordingClock(length)
+    cfg = training.MARLConfig(algorithm="happo", total_steps=T, num_envs=1, num_steps=T, num_epochs=3)
+    trainer = training.make_train(cfg, env)
+    state = trainer.init(jax.random.key(0))
+    new, _ = jax.jit(trainer.step)(state)
+    jax.effects_barrier()
+    steps = sorted(_STEPS)
+    assert [c for c, *_ in steps] == list(range(T))
+    t = np.asarray([s[1] for s in steps])
+    actions = np.asarray([s[2] for s in steps])
+    rewards = np.asarray([s[3] for s in steps])
+    np.testing.assert_array_equal(t, np.arange(T) % length)
+    np.testing.assert_array_equal(rewards, (actions == t % 2).astype(float))
+
+    critic = eqx.combine(state.critic_params, trainer.critic_static)
+    onehot = lambda ts: np.eye(length + 1)[ts]
+    V = lambda ts: np.asarray(jax.vmap(critic)(jnp.asarray(onehot(ts))))[:, 0]
+    values, after = V(t), V(np.asarray([T % length]))[0]
+    cut = (t + 1) == length
+    final = V(np.asarray([length]))[0]
+    adv, carry = np.zeros(T), 0.0
+    for i in reversed(range(T)):
+        following = after if i == T - 1 else values[i + 1]
+        target = final if cut[i] else following
+        delta = rewards[i] + cfg.gamma * target - values[i]
+        carry = delta + (0.0 if cut[i] else cfg.gamma * cfg.gae_lambda * carry)
+        adv[i] = carry
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    obs, acts = jnp.asarray(onehot(t)), jnp.asarray(actions)
+
+    def log_softmax(params):
+        return jax.nn.log_softmax(jax.vmap(eqx.combine(params, trainer.actor_static[0]))(obs))
+
+    old = log_softmax(state.actor_params[0])[jnp.arange(T), acts]
+
+    def loss(params):
+        logp = log_softmax(params)
+        r = jnp.exp(logp[jnp.arange(T), acts] - old)
+        clipped = jnp.minimum(r * adv, jnp.clip(r, 1 - cfg.epsilon, 1 + cfg.epsilon) * adv)
+        entropy = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+        return -(jnp.mean(clipped) + cfg.entropy_coef * jnp.mean(entropy))
+
+    adam = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.actor_lr, eps=1e-5))
+    params, opt = state.actor_params[0], adam.init(state.actor_params[0])
+    for _ in range(cfg.num_epochs):
+        updates, opt = adam.update(jax.grad(loss)(params), opt, params)
+        params = optax.apply_updates(params, updates)
+    for mine, theirs in zip(jax.tree.leaves(params), jax.tree.leaves(new.actor_params[0]), strict=True):
+        np.testing.assert_allclose(theirs, mine, rtol=1e-9, atol=1e-12)
+    start = jax.tree.leaves(state.actor_params[0])
+    assert max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(params), start, strict=True)) > 1e-4

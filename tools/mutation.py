@@ -834,6 +834,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         "factor)) + entropy_coef * jnp.mean(policy.family.entropy(out)))",
         "factor)) - entropy_coef * jnp.mean(policy.family.entropy(out)))",
         "HAPPO's (and HAA2C's) entropy bonus becomes a penalty",
+        "test_training_plumbing.py::test_one_agent_happo_is_the_ppo_iteration_written_here",
         "test_heterogeneous_agent.py::test_happo_update_is_sequential_with_the_product_factor",
         "test_heterogeneous_agent.py::test_happo_with_one_agent_is_ppo",
     ),
@@ -980,6 +981,15 @@ CATALOGUE: tuple[Mutant, ...] = (
         "advantages = advantages / (advantages.std() + 1e-8)",
         "the advantages are scaled but not centred",
         "test_training_plumbing.py::test_the_first_agent_is_handed_the_standardised_advantages",
+    ),
+    m(
+        "trainer-advantages-sample-std",
+        "training/_trainer.py",
+        "advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)",
+        "advantages = (advantages - advantages.mean()) / (advantages.std(ddof=1) + 1e-8)",
+        "the advantages are standardised with the sample std, not the population std the docs state",
+        "test_training_plumbing.py::test_the_first_agent_is_handed_the_standardised_advantages",
+        "test_training_plumbing.py::test_one_agent_happo_is_the_ppo_iteration_written_here",
     ),
     m(
         "jaxmarl-smax-end-of-battle-as-truncation",

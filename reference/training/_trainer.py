@@ -292,10 +292,13 @@ class Trainer:
         out, acts, lp, ret, finished = self._env_step(
             state.actor_params, state.obs, state.env_state, state.episode_return, key
         )
-        if self.config.truncation == "bootstrap":
-            final_value = jnp.where(out.truncated, self.value_fn(state.critic_params, out.final_obs), 0.0)
-        else:
-            final_value = jnp.zeros_like(value)
+        final_value = jnp.zeros_like(value)
+        if self.config.truncation == "bootstrap":  # V of the final observations, only at a step that truncates
+
+            def truncated_values() -> Array:
+                return jnp.where(out.truncated, self.value_fn(state.critic_params, out.final_obs), 0.0)
+
+            final_value = jax.lax.cond(jnp.any(out.truncated), truncated_values, lambda: final_value)
         new = eqx.tree_at(lambda s: (s.env_state, s.obs, s.episode_return), state, (out.state, out.obs, ret))
         transition = Transition(
             state.obs, acts, lp, value, out.reward, out.terminated, out.truncated, final_value, finished
