@@ -186,6 +186,42 @@ def _gae_with_truncation(r, v, term, trunc, final, gamma, lam):
     return jax.lax.scan(step, jnp.zeros(r.shape[1]), (deltas, decay), reverse=True)[1]
 
 
+def _gae_sb3(r, v, episode_starts, last_episode_starts, gamma, lam, *, last_from_starts=False):
+    """stable-baselines3's `RolloutBuffer.compute_returns_and_advantage` loop (numpy, time-major):
+    `episode_starts[t + 1]` ends step t, the argument `dones` (here `last_episode_starts`) the last
+    step. `last_from_starts` reads the last step's flag from `episode_starts[0]` (a bug)."""
+    T = r.shape[0]
+    adv, last = np.zeros_like(r), 0.0
+    for t in reversed(range(T)):
+        if t == T - 1:
+            non_terminal = 1.0 - (episode_starts[0] if last_from_starts else last_episode_starts)
+        else:
+            non_terminal = 1.0 - episode_starts[t + 1]
+        delta = r[t] + gamma * v[t + 1] * non_terminal - v[t]
+        last = delta + gamma * lam * non_terminal * last
+        adv[t] = last
+    return adv
+
+
+def _returns_from_starts(r, starts, last_starts, boot, gamma):
+    """Discounted returns on episode-start flags (one trajectory, numpy)."""
+    ends = np.append(starts[1:], last_starts)
+    return _returns_numpy(r, ends, boot, gamma)
+
+
+def _gae_negating_bools(r, v, d, gamma, lam):
+    """A GAE that negates its done flags with `~` (meaningful for booleans only), time-major JAX."""
+    alive = (~d).astype(r.dtype)
+    deltas = r + gamma * alive * v[1:] - v[:-1]
+
+    def step(carry, x):
+        delta, a = x
+        carry = delta + gamma * lam * a * carry
+        return carry, carry
+
+    return jax.lax.scan(step, jnp.zeros(r.shape[1]), (deltas, alive), reverse=True)[1]
+
+
 def _returns_numpy(r, d, boot, gamma):
     out, g = np.zeros_like(r), boot
     for t in reversed(range(len(r))):
@@ -233,6 +269,21 @@ CORRECT = {
         check_gae,
         rf.generalized_advantage_estimate,
         Conventions(layout="single"),
+    ),
+    "gae: stable-baselines3's loop on episode-start flags": (
+        check_gae,
+        _gae_sb3,
+        Conventions(arrays="numpy", flags="episode_start"),
+    ),
+    "gae: boolean done flags negated with ~, declared": (
+        check_gae,
+        _gae_negating_bools,
+        Conventions(flag_dtype="bool"),
+    ),
+    "returns: numpy on episode-start flags, one trajectory at a time": (
+        check_discounted_returns,
+        _returns_from_starts,
+        Conventions(arrays="numpy", layout="single", flags="episode_start"),
     ),
     "returns: numpy, one trajectory at a time": (
         check_discounted_returns,
@@ -340,6 +391,16 @@ BROKEN = {
         check_gae,
         lambda r, v, te, tr, fv, g, lam: _gae_scan(r, v, jnp.maximum(te, tr), g, lam),
         Conventions(truncation="bootstrap"),
+    ),
+    "gae: episode-start flags read one step late (the last step's flag from the first row)": (
+        check_gae,
+        lambda *a: _gae_sb3(*a, last_from_starts=True),
+        Conventions(arrays="numpy", flags="episode_start"),
+    ),
+    "gae: episode-start flags taken for done flags": (
+        check_gae,
+        lambda r, v, s, last, g, lam: _gae_scan(r, v, s, g, lam),
+        Conventions(flags="episode_start"),
     ),
     "returns: (1 − done) missing": (
         check_discounted_returns,
@@ -574,3 +635,15 @@ def test_torch_arrays_without_torch_are_refused_before_any_example(monkeypatch):
     with pytest.raises(ModuleNotFoundError, match=r'Conventions\(arrays="torch"\) needs PyTorch'):
         check_gae(lambda *a: calls.append(a), Conventions(arrays="torch"))
     assert calls == []
+
+
+def test_flag_conventions_refuse_what_no_library_does_and_hint_at_booleans():
+    """`flag_dtype='bool'` needs 0/1 flags (not discounts); episode-start flags do not combine with
+    separate truncations; a function that negates float flags with `~` is reported with a hint to
+    declare boolean flags."""
+    with pytest.raises(ValueError, match="flag_dtype='bool'` needs 0/1 flags"):
+        Conventions(flags="discount", flag_dtype="bool")
+    with pytest.raises(ValueError, match="`flags='episode_start'` with `truncation='bootstrap'`"):
+        Conventions(flags="episode_start", truncation="bootstrap")
+    with pytest.raises(ConformanceError, match="declare `flag_dtype='bool'`"):
+        check_gae(_gae_negating_bools, Conventions(), max_examples=5)

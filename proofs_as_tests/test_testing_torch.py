@@ -42,6 +42,12 @@ def _gae(rewards, values, dones, gamma, lam, *, carry_cut=True):
     return adv
 
 
+def _gae_negating_bools(rewards, values, dones, gamma, lam):
+    """GAE in PyTorch that negates its boolean done flags with `~` (a TypeError on float flags)."""
+    alive = (~dones).to(rewards.dtype)
+    return _gae(rewards, values, 1.0 - alive, gamma, lam)
+
+
 def _returns(rewards, dones, bootstrap, gamma):
     out = torch.zeros_like(rewards)
     g = bootstrap
@@ -63,7 +69,7 @@ def _categorical_kl(logits_p, logits_q):
     return torch.distributions.kl_divergence(Cat(logits=logits_p), Cat(logits=logits_q))
 
 
-def unchecked_gaussian_kl(mp, sp, mq, sq):
+def _gaussian_kl_torch(mp, sp, mq, sq):
     Normal = torch.distributions.Normal
     return torch.distributions.kl_divergence(Normal(mp, sp), Normal(mq, sq)).sum(-1)
 
@@ -94,6 +100,11 @@ def _sequential(order, ratios, adv, *, by_index=False):
 
 CORRECT = {
     "gae: a PyTorch loop, time-major dones": (check_gae, _gae, TORCH),
+    "gae: boolean done flags negated with ~, declared": (
+        check_gae,
+        _gae_negating_bools,
+        Conventions(arrays="torch", flag_dtype="bool"),
+    ),
     "returns: a PyTorch loop, one trajectory at a time": (
         check_discounted_returns,
         _returns,
@@ -111,7 +122,7 @@ CORRECT = {
     ),
     "gaussian kl: torch.distributions.Normal, summed over dimensions": (
         check_gaussian_kl,
-        unchecked_gaussian_kl,
+        _gaussian_kl_torch,
         Conventions(arrays="torch", scale="std"),
     ),
     "trpo step: conjugate gradient in PyTorch": (check_trpo_step, _trpo_step, Conventions(arrays="torch", rtol=1e-7)),
@@ -148,7 +159,7 @@ BROKEN = {
     ),
     "gaussian kl: log-std passed where std is expected": (
         check_gaussian_kl,
-        unchecked_gaussian_kl,
+        _gaussian_kl_torch,
         Conventions(arrays="torch", scale="log_std"),
     ),
     "trpo step: the 2 in √(2δ/…) dropped": (check_trpo_step, lambda *a: _trpo_step(*a, scale=1.0), TORCH),

@@ -45,8 +45,17 @@ class Conventions:
       tensors, and differentiates with `torch.autograd`).
     - `layout`: `"time_major"` (`[T, B]`), `"batch_major"` (`[B, T]`) or `"single"` (one
       trajectory `[T]`, the callable is called once per environment) — GAE and returns.
-    - `flags`: `"done"` (`d_t ∈ {0, 1}`, 1 when the episode ended after step `t`) or
-      `"discount"` (`γ_t = γ(1 − d_t)`, rlax's `discount_t`) — GAE and returns.
+    - `flags`: `"done"` (`d_t ∈ {0, 1}`, 1 when the episode ended after step `t`),
+      `"discount"` (`γ_t = γ(1 − d_t)`, rlax's `discount_t`) or `"episode_start"` (`s_t = 1`
+      when observation `t` starts an episode, i.e. `s_t = d_{t−1}`: stable-baselines3's
+      `episode_starts`, CleanRL's `dones`; the callable also receives `last_episode_starts`
+      `[B]`, `s_T = d_{T−1}`, whether the observation after the rollout starts one —
+      stable-baselines3's `dones` argument of `compute_returns_and_advantage`. The first row
+      `s_0` belongs to the previous rollout and must not change the result: it is filled with
+      flags unrelated to this rollout) — GAE and returns. `"episode_start"` is not combined with
+      `truncation="bootstrap"`.
+    - `flag_dtype`: `"float"` (flags passed as 0.0/1.0) or `"bool"` (as booleans, for code that
+      negates them with `~`; not with `flags="discount"`) — GAE and returns.
     - `truncation`: `"as_termination"` (time-limit ends are passed as ordinary episode ends and
       treated as terminal: no bootstrap) or `"bootstrap"` (the callable receives terminations,
       truncations and the final states' values separately, and must bootstrap a truncated step
@@ -68,7 +77,8 @@ class Conventions:
 
     arrays: Literal["numpy", "jax", "torch"] = "jax"
     layout: Literal["time_major", "batch_major", "single"] = "time_major"
-    flags: Literal["done", "discount"] = "done"
+    flags: Literal["done", "discount", "episode_start"] = "done"
+    flag_dtype: Literal["float", "bool"] = "float"
     truncation: Literal["as_termination", "bootstrap"] = "as_termination"
     sign: Literal["objective", "loss"] = "objective"
     reduction: Literal["none", "mean"] = "none"
@@ -83,7 +93,8 @@ class Conventions:
         allowed = {
             "arrays": ("numpy", "jax", "torch"),
             "layout": ("time_major", "batch_major", "single"),
-            "flags": ("done", "discount"),
+            "flags": ("done", "discount", "episode_start"),
+            "flag_dtype": ("float", "bool"),
             "truncation": ("as_termination", "bootstrap"),
             "sign": ("objective", "loss"),
             "reduction": ("none", "mean"),
@@ -95,6 +106,13 @@ class Conventions:
         for name, values in allowed.items():
             if getattr(self, name) not in values:
                 raise ValueError(f"Conventions: `{name}` must be one of {values}, got {getattr(self, name)!r}.")
+        if self.flags == "discount" and self.flag_dtype == "bool":
+            raise ValueError("Conventions: `flag_dtype='bool'` needs 0/1 flags, not `flags='discount'` (γ(1 − d)).")
+        if self.flags == "episode_start" and self.truncation == "bootstrap":
+            raise ValueError(
+                "Conventions: `flags='episode_start'` with `truncation='bootstrap'` is not a convention any "
+                "library uses; declare `flags='done'` for separate terminations and truncations."
+            )
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if not (
@@ -212,7 +230,8 @@ def _to(arrays: str, x: Any) -> Any:
         torch = _torch()
         if isinstance(x, torch.Tensor):
             return x.to(torch.float64)
-        return torch.as_tensor(np.asarray(x), dtype=torch.float64)
+        x = np.asarray(x)
+        return torch.as_tensor(x, dtype=torch.bool if x.dtype == np.bool_ else torch.float64)
     return np.asarray(x)
 
 
@@ -240,7 +259,13 @@ def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: An
     except ConformanceError:
         raise
     except Exception as e:  # the user's function failed: that is a finding, reported with its input
-        raise ConformanceError(f"{name}: the function raised {type(e).__name__}: {e}") from e
+        hint = ""
+        text = str(e).lower()
+        flags = name in ("check_gae", "check_discounted_returns") and conventions.flag_dtype == "float"
+        negated = any(word in text for word in ("invert", "bitwise", "not does not accept"))
+        if flags and isinstance(e, TypeError) and negated:
+            hint = " (a function that negates its flags with `~` takes booleans: declare `flag_dtype='bool'`)"
+        raise ConformanceError(f"{name}: the function raised {type(e).__name__}: {e}{hint}") from e
 
 
 def _ratio_gradient(fn: Callable[..., Any], c: Conventions, ratio: np.ndarray, *rest: Any) -> np.ndarray:
@@ -316,21 +341,30 @@ def _check_callable(fn: object, conventions: object, name: str) -> Conventions:
 # ------------------------------------------------------------------------------------------------
 
 
-def _time_series_args(traj: Trajectory, c: Conventions) -> tuple[list[np.ndarray], str]:
-    """The per-step arrays handed to the callable (time-major), and their description.
+def _time_series_args(traj: Trajectory, c: Conventions) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+    """The per-step arrays handed to the callable (time-major), the per-environment ones, and their description.
 
-    They follow the declared flags and truncation.
+    They follow the declared flags, their dtype and the truncation.
     """
     term, trunc = _ends(traj, c.truncation)
+    per_env: list[np.ndarray] = []
     if c.flags == "discount":
         term = traj.gamma * (1 - term)
+    elif c.flags == "episode_start":
+        previous = (traj.rewards[:1] > 0).astype(term.dtype)  # the previous rollout's: must not matter
+        per_env = [term[-1]]
+        term = np.concatenate([previous, term[:-1]])
+    if c.flag_dtype == "bool":
+        term, trunc, per_env = term.astype(bool), trunc.astype(bool), [a.astype(bool) for a in per_env]
     if c.truncation == "bootstrap":
         arrays, names = [term, trunc, traj.final_values], ["terminations", "truncations", "final_values"]
     else:
-        arrays, names = [term], ["dones" if c.flags == "done" else "discounts"]
+        arrays, names = [term], [{"done": "dones", "discount": "discounts", "episode_start": "episode_starts"}[c.flags]]
     if c.flags == "discount" and c.truncation == "bootstrap":
         names[0] = "discounts"
-    return arrays, ", ".join(f"{n}={a.tolist()}" for n, a in zip(names, arrays, strict=True))
+    described = [f"{n}={a.tolist()}" for n, a in zip(names, arrays, strict=True)]
+    described += [f"last_episode_starts={a.tolist()}" for a in per_env]
+    return arrays, per_env, ", ".join(described)
 
 
 def _layout_call(
@@ -377,8 +411,9 @@ def check_gae(
     **The call:** `fn(rewards, values, dones, gamma, lam)` with `rewards`, `dones` `[T, B]` and
     `values` `[T + 1, B]` (time-major; `[B, T]`/`[B, T + 1]` batch-major; `[T]`/`[T + 1]` single);
     `dones` are discounts $\gamma(1-d_t)$ under `flags="discount"`. Under `truncation="bootstrap"`:
-    `fn(rewards, values, terminations, truncations, final_values, gamma, lam)`. Returns the
-    advantages, the shape of `rewards`. Adapt other signatures with a lambda.
+    `fn(rewards, values, terminations, truncations, final_values, gamma, lam)`. Under
+    `flags="episode_start"`: `fn(rewards, values, episode_starts, last_episode_starts, gamma,
+    lam)`. Returns the advantages, the shape of `rewards`. Adapt other signatures with a lambda.
 
     **Raises:** `ConformanceError` with the shrunk counterexample.
     """
@@ -386,13 +421,13 @@ def check_gae(
 
     def test(traj: Trajectory) -> None:
         expected = reference_gae(traj, c.truncation)
-        per_step, names = _time_series_args(traj, c)
+        per_step, per_env, names = _time_series_args(traj, c)
         where = (  # from the example as drawn, before the function sees (copies of) it
             f" for rewards={traj.rewards.tolist()}, values={traj.values.tolist()}, {names}, "
             f"gamma={traj.gamma!r}, lam={traj.lam!r} (time-major [T, B])"
         )
         arrays = [traj.rewards, traj.values, *per_step]
-        got = _layout_call("check_gae", fn, c, arrays, [], [traj.gamma, traj.lam], len(traj.rewards))
+        got = _layout_call("check_gae", fn, c, arrays, per_env, [traj.gamma, traj.lam], len(traj.rewards))
         equation = "Â_t = δ_t + γλ(1 − d_t)Â_{t+1}, δ_t = r_t + γ(1 − d_t)V_{t+1} − V_t"
         if c.truncation == "bootstrap":
             equation += " (V_{t+1} = V(final state) and no carry after a truncation)"
@@ -416,20 +451,22 @@ def check_discounted_returns(
     **The call:** `fn(rewards, dones, bootstrap_value, gamma)` with `rewards`, `dones` `[T, B]`
     (laid out as declared) and `bootstrap_value` `[B]` (a scalar under `layout="single"`); under
     `truncation="bootstrap"`: `fn(rewards, terminations, truncations, final_values,
-    bootstrap_value, gamma)`. Returns the returns, the shape of `rewards`.
+    bootstrap_value, gamma)`; under `flags="episode_start"`: `fn(rewards, episode_starts,
+    last_episode_starts, bootstrap_value, gamma)`. Returns the returns, the shape of `rewards`.
     """
     c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_discounted_returns")
 
     def test(traj: Trajectory) -> None:
         expected = reference_returns(traj, c.truncation)
-        per_step, names = _time_series_args(traj, c)
+        per_step, per_env, names = _time_series_args(traj, c)
         T = len(traj.rewards)
         boot = traj.values[T]
         where = (  # from the example as drawn, before the function sees (copies of) it
             f" for rewards={traj.rewards.tolist()}, {names}, bootstrap_value={boot.tolist()}, "
             f"gamma={traj.gamma!r} (time-major [T, B])"
         )
-        got = _layout_call("check_discounted_returns", fn, c, [traj.rewards, *per_step], [boot], [traj.gamma], T)
+        arrays = [traj.rewards, *per_step]
+        got = _layout_call("check_discounted_returns", fn, c, arrays, [*per_env, boot], [traj.gamma], T)
         _compare("check_discounted_returns", "G_t = r_t + γ(1 − d_t)G_{t+1}, G_T = V(s_T)", got, expected, c, where)
 
     _run(trajectories(truncations=True), test, max_examples, seed)
