@@ -11,7 +11,7 @@ throughput on multi-agent MuJoCo's halfcheetah_6x1.
 
 Run: `python -m benchmarks.marl` (simple_spread and the mixed agents), `python -m benchmarks.marl
 --against DIR` (this checkout's trainer against another checkout's, e.g. a `git worktree` of an
-earlier commit), `python -m benchmarks.marl --mixed`, `python -m benchmarks.marl --mabrax`, `python -m benchmarks.marl --smax`, `python -m benchmarks.marl --cg` (HATRPO's step
+earlier commit, timed in turn in one process), `python -m benchmarks.marl --mixed`, `python -m benchmarks.marl --mabrax`, `python -m benchmarks.marl --smax`, `python -m benchmarks.marl --cg` (HATRPO's step
 quality and speed against its number of conjugate-gradient steps).
 """
 
@@ -69,52 +69,55 @@ def main() -> None:
     print("ratio: the better of the two training columns over the Python loop (which does no learning).")
 
 
-def one_throughput(algo: str) -> None:
-    """Print the 1-seed throughput of `algo` on simple_spread (the `--against` mode's one measurement)."""
-    env = training.simple_spread_env()
-    trainer = training.make_train(training.MARLConfig(algorithm=algo, total_steps=3200 * 10), env)
-    print(throughput(trainer, 1, 10))
+def against(other: str, rounds: int = 12) -> None:
+    """This checkout's training throughput against the checkout in `other`, in one process.
 
-
-def against(other: str, rounds: int = 3) -> None:
-    """This checkout's training throughput against the checkout in `other`, in one run.
-
-    Each measurement is a fresh process running `one_throughput` with `reference` imported from one
-    checkout or the other (a folder holding a link named `reference` first on `PYTHONPATH`); the
-    two alternate, `rounds` times per algorithm, and the ratio of their medians is printed.
+    `other`'s `reference` package is copied under the name `reference_other` and imported beside
+    this one; each algorithm's jitted `run` of 5 iterations (simple_spread, 1 seed) is timed for
+    the two in turn, `rounds` times, so both meet the same state of the machine. Printed: the
+    ratio of the median times and of the best times (above 1: this checkout is faster).
     """
-    import os
+    import importlib
     import pathlib
+    import shutil
     import statistics
-    import subprocess
     import sys
     import tempfile
 
-    here = pathlib.Path(__file__).resolve().parents[1]
     there = pathlib.Path(other).resolve()
     if not (there / "reference" / "__init__.py").exists():
         raise SystemExit(f"marl.py: error: --against {other}: no reference/ package there")
-    print(f"# Training throughput, this checkout against {there} (simple_spread, 1 seed; {machine()})")
-    print("| algorithm | this checkout (steps/s, median) | the other (steps/s, median) | this / other |")
-    print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = {}
-        for name, root in (("this", here), ("other", there)):
-            (pathlib.Path(tmp) / name).mkdir()
-            (pathlib.Path(tmp) / name / "reference").symlink_to(root / "reference")
-            paths[name] = f"{pathlib.Path(tmp) / name}{os.pathsep}{here}"
+        shutil.copytree(there / "reference", pathlib.Path(tmp) / "reference_other")
+        sys.path.insert(0, tmp)
+        theirs = importlib.import_module("reference_other.training")
+        print(f"# Training throughput, this checkout against {there} (simple_spread, 1 seed, one process; {machine()})")
+        print(
+            "| algorithm | this checkout (steps/s, median) | the other (steps/s, median) | this / other, median | best |"
+        )
+        print("|---|---|---|---|---|")
         for algo in ("mappo", "happo", "hatrpo", "haa2c"):
-            runs: dict[str, list[float]] = {"this": [], "other": []}
+            runs = {}
+            for name, module in (("this", training), ("other", theirs)):
+                trainer = module.make_train(
+                    module.MARLConfig(algorithm=algo, total_steps=3200 * 5), module.simple_spread_env()
+                )
+                state = jax.jit(trainer.init)(jax.random.key(0))
+                run = jax.jit(lambda s, trainer=trainer: trainer.run(s, 5))
+                for _ in range(2):  # compile; the state `run` returns is placed differently from `init`'s
+                    state, _ = jax.block_until_ready(run(state))
+                runs[name] = (run, state)
+            times: dict[str, list[float]] = {"this": [], "other": []}
             for _ in range(rounds):
                 for name in ("other", "this"):
-                    env = {**os.environ, "PYTHONPATH": paths[name]}
-                    out = subprocess.run(
-                        [sys.executable, "-m", "benchmarks.marl", "--throughput", algo],
-                        capture_output=True, text=True, env=env, cwd=tmp, check=True,
-                    )  # fmt: skip
-                    runs[name].append(float(out.stdout.strip().splitlines()[-1]))
-            mine, theirs = statistics.median(runs["this"]), statistics.median(runs["other"])
-            print(f"| {algo.upper()} | {mine:,.0f} | {theirs:,.0f} | {mine / theirs:.2f} |")
+                    run, state = runs[name]
+                    start = time.perf_counter()
+                    jax.block_until_ready(run(state))
+                    times[name].append(time.perf_counter() - start)
+            steps = 5 * 3200
+            mine, their = statistics.median(times["this"]), statistics.median(times["other"])
+            best = min(times["other"]) / min(times["this"])
+            print(f"| {algo.upper()} | {steps / mine:,.0f} | {steps / their:,.0f} | {their / mine:.3f} | {best:.3f} |")
 
 
 def mixed_agents(seeds: int = 4) -> None:
@@ -233,10 +236,8 @@ if __name__ == "__main__":
                 raise SystemExit(f"marl.py: error: {flag} needs a value")
             return sys.argv[i]
 
-        if "--throughput" in sys.argv:
-            one_throughput(value_of("--throughput"))
-        elif "--against" in sys.argv:
-            against(value_of("--against"), int(value_of("--rounds")) if "--rounds" in sys.argv else 3)
+        if "--against" in sys.argv:
+            against(value_of("--against"), int(value_of("--rounds")) if "--rounds" in sys.argv else 12)
         elif "--mixed" in sys.argv:
             mixed_agents()
         elif "--mabrax" in sys.argv:

@@ -94,12 +94,6 @@ def _version(package: str) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def _starts(d: Any) -> Any:
-    """CleanRL stores, for each step, the done flag that came WITH its observation (1 = this
-    observation starts a new episode): the flags of the steps before, shifted by one."""
-    return jnp.concatenate([jnp.zeros_like(d[:1]), d[:-1]])
-
-
 def scan_gae(module: Any) -> Callable[..., Any]:
     """purejaxrl's `_calculate_gae` (JaxMARL's MAPPO copies it): a reverse scan over transitions
     holding (done, value, reward), started from the bootstrap value."""
@@ -153,11 +147,11 @@ def _torch() -> Any:
     return torch
 
 
-def cleanrl_torch_gae(r, v, d, g, lam):
-    """CleanRL's `dones[t]` came with observation t (1 = it starts an episode): the flags shifted."""
-    torch = _torch()
-    starts = torch.cat([torch.zeros_like(d[:1]), d[:-1]])
-    return _vendored_torch("cleanrl_ppo_torch").compute_gae(r, v[:-1], starts, v[-1], d[-1], r.shape[0], g, lam)[0]
+def cleanrl_torch_gae(r, v, starts, last_starts, g, lam):
+    """CleanRL's `dones[t]` came with observation t (1 = it starts an episode): `flags="episode_start"`."""
+    return _vendored_torch("cleanrl_ppo_torch").compute_gae(r, v[:-1], starts, v[-1], last_starts, r.shape[0], g, lam)[
+        0
+    ]
 
 
 def cleanrl_torch_pg_loss(r, a, e):
@@ -331,9 +325,9 @@ ROWS: list[tuple[str, str, str, Callable[..., None], Callable[[], Callable[..., 
         "GAE (`compute_gae`, JAX scan PPO)",
         VENDORED["CleanRL"],
         check_gae,
-        lambda: lambda r, v, d, g, lam: cleanrl.compute_gae(_starts(d), v[:-1], r, v[-1], d[-1], r.shape[1], g, lam),
-        Conventions(),
-        "time-major; its done flags mark an observation that starts an episode (shifted by one)",
+        lambda: lambda r, v, s, last, g, lam: cleanrl.compute_gae(s, v[:-1], r, v[-1], last, r.shape[1], g, lam),
+        Conventions(flags="episode_start"),
+        'time-major; its done flags mark an observation that starts an episode (`flags="episode_start"`)',
     ),
     (
         "CleanRL",
@@ -398,8 +392,8 @@ ROWS += [
         _with_torch(VENDORED["CleanRL-torch"]),
         check_gae,
         lambda: cleanrl_torch_gae,
-        Conventions(arrays="torch"),
-        "PyTorch, time-major; done flags mark an observation that starts an episode (shifted by one)",
+        Conventions(arrays="torch", flags="episode_start"),
+        'PyTorch, time-major; done flags mark an observation that starts an episode (`flags="episode_start"`)',
     ),
     (
         "CleanRL",
@@ -549,6 +543,7 @@ def write(rows: list[dict[str, str]], examples: int, path: pathlib.Path) -> None
         "```python",
         "from reference.testing import Conventions, check_gae",
         "",
+        "",
         "def test_my_gae():  # in your test suite, run by pytest",
         '    check_gae(my_gae, Conventions(arrays="numpy", layout="batch_major"))',
         "```",
@@ -558,15 +553,19 @@ def write(rows: list[dict[str, str]], examples: int, path: pathlib.Path) -> None
         "`check_discounted_returns`, `check_ppo_clip` (value and gradient), `check_categorical_kl`,",
         "`check_gaussian_kl`, `check_trpo_step` (direction and scale), `check_happo_factor`,",
         "`check_happo_objective` (value and gradient), `check_sequential_factors`; the conventions",
-        "(`Conventions`): array type (numpy, JAX or PyTorch), layout, done or discount flags, truncation",
-        "handled as termination or bootstrapped, sign, reduction, advantage normalisation (population or",
-        "sample std), KL inputs and direction, Gaussian scale, tolerance. See the API entries below.",
+        "(`Conventions`): array type (numpy, JAX or PyTorch), layout, done, discount or episode-start",
+        "flags (as floats or booleans), truncation handled as termination or bootstrapped, sign,",
+        "reduction, advantage normalisation (population or sample std), KL inputs and direction,",
+        "Gaussian scale, how a sequential pass gets its ratios, tolerance (per entry; a failure at",
+        "float32 rounding says so). See the API entries below.",
         'Install: `pip install "reference-rl[testing]"` (and PyTorch for `arrays="torch"`).',
         "",
         "A check draws the same examples on every run (`seed=0`, the default; `seed=None` leaves the choice to",
         "hypothesis), hands your function copies of its inputs (changing them in place cannot change the",
         "report), and is called from a plain test: parametrise with `pytest.mark.parametrize`, not",
-        "inside a hypothesis `@given` test (hypothesis refuses nested `@given`; the check says so).",
+        "inside a hypothesis `@given` test (hypothesis refuses nested `@given`; the check says so). A",
+        "call the check cannot make (your function's signature), a result of the wrong shape or a bad",
+        "convention is a `UsageError`, told apart from a `ConformanceError`.",
         "",
         "## The table",
         "",
@@ -602,6 +601,8 @@ def write(rows: list[dict[str, str]], examples: int, path: pathlib.Path) -> None
         "::: reference.testing.Conventions",
         "",
         "::: reference.testing.ConformanceError",
+        "",
+        "::: reference.testing.UsageError",
         "",
     ]
     for name in CHECKS:

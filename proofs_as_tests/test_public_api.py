@@ -124,7 +124,7 @@ def test_api_page_lists_every_public_name():
     assert listed == set(rf.__all__), (set(rf.__all__) - listed, listed - set(rf.__all__))
     assert set(re.findall(r"^\| \[`(\w+)`\]", train, re.M)) == set(training.__all__)
     assert not set(training.__all__) & set(rf.__all__), "the flat namespace re-exports training names"
-    documented = {"Conventions", "ConformanceError", "Trajectory", "trajectories", "agent_orders", "mdps"}
+    documented = {"Conventions", "ConformanceError", "UsageError", "Trajectory", "trajectories", "agent_orders", "mdps"}
     documented |= {"policies", "policy_pairs", "games"} | {n for n in rft.__all__ if n.startswith("check_")}
     assert set(re.findall(r"^\| \[`(\w+)`\]", testing, re.M)) == documented
 

@@ -24,6 +24,7 @@ from proofs_as_tests.strategies import at_most, examples
 from reference.testing import (
     ConformanceError,
     Conventions,
+    UsageError,
     agent_orders,
     check_categorical_kl,
     check_discounted_returns,
@@ -222,6 +223,19 @@ def _gae_negating_bools(r, v, d, gamma, lam):
     return jax.lax.scan(step, jnp.zeros(r.shape[1]), (deltas, alive), reverse=True)[1]
 
 
+def _sequential_pass(order, old, adv, update, *, stale=False, by_index=False):
+    """A sequential HAPPO pass as HARL writes it: each agent is updated on the factor, then the
+    factor is multiplied by its new/old ratio. `stale` forms the ratio from log-probabilities read
+    BEFORE the update (the old policy: ratio 1); `by_index` updates the agents 0, 1, … whatever
+    the order."""
+    M = np.array(adv)
+    for i in range(len(order)) if by_index else order:
+        before = np.array(old[:, i])  # the current policy's log-probabilities, read before the update
+        new = np.asarray(update(i, M))
+        M = M * np.exp((before if stale else new) - old[:, i])
+    return None
+
+
 def _returns_numpy(r, d, boot, gamma):
     out, g = np.zeros_like(r), boot
     for t in reversed(range(len(r))):
@@ -316,6 +330,16 @@ CORRECT = {
             [rf.happo_factor(r[:, jnp.asarray(order[:m], dtype=int)], a) for m in range(len(order))]
         ),
         Conventions(),
+    ),
+    "sequential factors: a pass that calls the agents' updates, numpy": (
+        check_sequential_factors,
+        _sequential_pass,
+        Conventions(arrays="numpy", sequential="update"),
+    ),
+    "sequential factors: a pass that calls the agents' updates, JAX": (
+        check_sequential_factors,
+        lambda order, old, adv, update: _sequential_pass(order, np.asarray(old), np.asarray(adv), update),
+        Conventions(sequential="update"),
     ),
     "happo objective: ours on M = factor·A": (
         check_happo_objective,
@@ -468,6 +492,21 @@ BROKEN = {
         lambda order, r, a: np.stack([a * np.prod(r, axis=1) / r[:, i] for i in order]),
         Conventions(arrays="numpy"),
     ),
+    "sequential factors: each ratio read before its agent's update (the old policy)": (
+        check_sequential_factors,
+        lambda *a: _sequential_pass(*a, stale=True),
+        Conventions(arrays="numpy", sequential="update"),
+    ),
+    "sequential factors: agents updated by index, not in the order": (
+        check_sequential_factors,
+        lambda *a: _sequential_pass(*a, by_index=True),
+        Conventions(arrays="numpy", sequential="update"),
+    ),
+    "gae: small entries 1% off, within 1e-3 of the batch's largest but not of their own": (
+        check_gae,
+        lambda *a: (lambda A: jnp.where(jnp.abs(A) < 0.1, 1.01 * A, A))(_gae_batched(*a)),
+        Conventions(rtol=1e-3),
+    ),
     "ppo: population std where the sample std is declared": (
         check_ppo_clip,
         lambda r, a, e: _ppo_numpy_normalised(r, a, e, ddof=0),
@@ -536,7 +575,7 @@ def test_a_function_that_raises_is_reported_with_its_input():
     def wrong_shape(r, v, d, g, lam):
         return r[:-1]
 
-    with pytest.raises(ConformanceError, match="returned shape"):
+    with pytest.raises(UsageError, match="returned shape"):  # a usage error, not a deviation
         check_gae(wrong_shape, max_examples=5)
 
     def crashes(r, v, d, g, lam):
@@ -647,3 +686,34 @@ def test_flag_conventions_refuse_what_no_library_does_and_hint_at_booleans():
         Conventions(flags="episode_start", truncation="bootstrap")
     with pytest.raises(ConformanceError, match="declare `flag_dtype='bool'`"):
         check_gae(_gae_negating_bools, Conventions(), max_examples=5)
+
+
+def test_usage_errors_are_told_apart_from_deviations():
+    """A function whose signature cannot take the check's call, one that returns the wrong shape,
+    and one that returns no array of numbers are `UsageError`s showing the input (not
+    `ConformanceError`s: nothing was learnt about the equation); a bad convention is one too."""
+    with pytest.raises(UsageError, match=r"cannot be called with the check's 5 arguments \(array\[") as info:
+        check_gae(lambda r, v, d: r, Conventions(arrays="numpy"), max_examples=5)
+    assert not isinstance(info.value, ConformanceError)
+    with pytest.raises(UsageError, match=r"returned shape \(\d+,\), expected \(\d+, \d+\)"):
+        check_gae(lambda r, v, d, g, lam: r[0], Conventions(arrays="numpy"), max_examples=5)
+    with pytest.raises(UsageError, match="returned dict, not an array of numbers"):
+        check_gae(lambda r, v, d, g, lam: {"adv": r}, Conventions(arrays="numpy"), max_examples=5)
+    with pytest.raises(UsageError, match="`layout` must be one of"):
+        unchecked = Conventions()
+        object.__setattr__(unchecked, "layout", "row_major")
+        unchecked.__post_init__()
+
+
+def _gae_float32(r, v, d, gamma, lam):
+    """Our GAE computed in float32 (as many libraries do)."""
+    f = lambda x: jnp.asarray(x, jnp.float32)
+    return _gae_batched(f(r), f(v), f(d), f(gamma), f(lam)).astype(jnp.float64)
+
+
+def test_float32_code_is_told_what_to_declare():
+    """Correct GAE computed in float32 fails the float64 defaults with a message that says the
+    errors are at float32 rounding and what to declare; declared so, it passes."""
+    with pytest.raises(ConformanceError, match=r"at float32 rounding .*declare it, e.g. `Conventions\(rtol=1e-5"):
+        check_gae(_gae_float32, Conventions(), max_examples=50)
+    check_gae(_gae_float32, Conventions(rtol=1e-5, atol=1e-6), max_examples=examples(50))

@@ -9,7 +9,10 @@ Two parts:
   `check_categorical_kl`, `check_gaussian_kl`, `check_trpo_step`, `check_happo_factor`,
   `check_happo_objective`, `check_sequential_factors`. Each takes your callable (numpy, JAX or
   PyTorch) and a `Conventions` declaring how it is called; it passes, or raises
-  `ConformanceError` with the equation violated, both values and the shrunk counterexample.
+  `ConformanceError` with the equation violated, both values and the shrunk counterexample. A
+  check that cannot use what it was given (a function whose signature does not take the check's
+  call, a result of the wrong shape, a bad `Conventions` value) raises `UsageError` instead,
+  showing the offending input: that is not a finding about the equation.
 
 In a test file of your project (one line per quantity):
 
@@ -44,6 +47,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 from ._conformance import (
     ConformanceError as ConformanceError,
     Conventions as Conventions,
+    UsageError as UsageError,
     check_categorical_kl as check_categorical_kl,
     check_discounted_returns as check_discounted_returns,
     check_gae as check_gae,
@@ -81,6 +85,7 @@ __all__ = [
     "ConformanceError",
     "Conventions",
     "Trajectory",
+    "UsageError",
     "agent_orders",
     "check_categorical_kl",
     "check_discounted_returns",

@@ -10,6 +10,7 @@ check raises `ConformanceError` naming the equation violated, the index, both va
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -29,6 +30,15 @@ from ._strategies import Draw, Trajectory, agent_orders, trajectories
 
 class ConformanceError(AssertionError):
     """An implementation disagrees with the equation it claims to compute."""
+
+
+class UsageError(ValueError):
+    """A check cannot use what it was given: not a deviation from the equation.
+
+    The function cannot be called as the check's declared call (its signature), it returned an
+    array of the wrong shape or something that is not an array of numbers, or a `Conventions`
+    value (or `max_examples`, `seed`) is invalid. The message shows the offending input.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +81,15 @@ class Conventions:
     - `kl_direction`: `"first_second"` (the callable computes $D_{KL}(p\|q)$ of its first
       argument against its second) or `"second_first"`.
     - `scale`: `"std"` or `"log_std"` — how a diagonal Gaussian's scale is passed.
-    - `rtol`, `atol`: the comparison's tolerance, `|got − expected| ≤ atol + rtol·max|expected|`
-      (defaults fit float64 code; float32 code needs about `rtol=1e-5`).
+    - `sequential`: `"ratios"` (the callable receives every agent's post-update ratio and returns
+      the factors) or `"update"` (it receives the agents' old log-probabilities and an
+      `update(agent, factor)` callback that updates the agent and returns its new
+      log-probabilities, and must compute each ratio itself, after the update, as a real pass
+      does) — `check_sequential_factors`.
+    - `rtol`, `atol`: the comparison's tolerance, entry by entry: `|got − expected| ≤ atol +
+      rtol·|expected|` (for `check_trpo_step`, whose result is one vector, `rtol·max|expected|`).
+      The defaults fit float64 code; float32 code needs about `rtol=1e-5, atol=1e-6`, and a
+      failure whose errors are at float32 rounding says so.
     """
 
     arrays: Literal["numpy", "jax", "torch"] = "jax"
@@ -86,6 +103,7 @@ class Conventions:
     kl_inputs: Literal["probs", "logits", "log_probs"] = "probs"
     kl_direction: Literal["first_second", "second_first"] = "first_second"
     scale: Literal["std", "log_std"] = "log_std"
+    sequential: Literal["ratios", "update"] = "ratios"
     rtol: float = 1e-9
     atol: float = 1e-9
 
@@ -102,14 +120,15 @@ class Conventions:
             "kl_inputs": ("probs", "logits", "log_probs"),
             "kl_direction": ("first_second", "second_first"),
             "scale": ("std", "log_std"),
+            "sequential": ("ratios", "update"),
         }
         for name, values in allowed.items():
             if getattr(self, name) not in values:
-                raise ValueError(f"Conventions: `{name}` must be one of {values}, got {getattr(self, name)!r}.")
+                raise UsageError(f"Conventions: `{name}` must be one of {values}, got {getattr(self, name)!r}.")
         if self.flags == "discount" and self.flag_dtype == "bool":
-            raise ValueError("Conventions: `flag_dtype='bool'` needs 0/1 flags, not `flags='discount'` (γ(1 − d)).")
+            raise UsageError("Conventions: `flag_dtype='bool'` needs 0/1 flags, not `flags='discount'` (γ(1 − d)).")
         if self.flags == "episode_start" and self.truncation == "bootstrap":
-            raise ValueError(
+            raise UsageError(
                 "Conventions: `flags='episode_start'` with `truncation='bootstrap'` is not a convention any "
                 "library uses; declare `flags='done'` for separate terminations and truncations."
             )
@@ -118,7 +137,7 @@ class Conventions:
             if not (
                 isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value) and value >= 0
             ):
-                raise ValueError(f"Conventions: `{name}` must be a finite number >= 0, got {value!r}.")
+                raise UsageError(f"Conventions: `{name}` must be a finite number >= 0, got {value!r}.")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -241,22 +260,53 @@ def _to_numpy(out: Any) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
+def _describe(args: tuple[Any, ...]) -> str:
+    return ", ".join(f"array{list(a.shape)}" if isinstance(a, np.ndarray) else repr(a) for a in args)
+
+
+def _check_signature(name: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """A `UsageError` if `fn` cannot take `len(args)` positional arguments (when Python can tell)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or a C extension without a signature: try the call
+        return
+    try:
+        signature.bind(*args)
+    except TypeError as err:
+        raise UsageError(
+            f"{name}: the function cannot be called with the check's {len(args)} arguments "
+            f"({_describe(args)}): {err}. Adapt its signature with a lambda (see the check's docstring)."
+        ) from None
+
+
+def _as_result(name: str, out: Any) -> np.ndarray:
+    try:
+        return _to_numpy(out)
+    except (TypeError, ValueError) as err:
+        raise UsageError(
+            f"{name}: the function returned {type(out).__name__}, not an array of numbers ({err})."
+        ) from None
+
+
 def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: Any) -> np.ndarray:
     """Call `fn` on copies of the arguments converted to the declared array type; return float64 numpy.
 
     Copies: a function that changes its inputs in place (stable-baselines3's buffer adds
-    γ·V(final state) to its rewards) must not change the example the report prints.
+    γ·V(final state) to its rewards) must not change the example the report prints. A call the
+    function's signature cannot take, or a result that is not an array of numbers, is a
+    `UsageError`; an exception the function raises is a finding, a `ConformanceError`.
     """
     args = tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)
+    _check_signature(name, fn, args)
     try:
         if conventions.arrays == "jax":
             with jax.enable_x64(True):
                 out = fn(*[jax.numpy.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
-                return np.asarray(out, dtype=np.float64)
+                return _as_result(name, out)
         if conventions.arrays == "torch":
-            return _to_numpy(fn(*[_to("torch", a) if isinstance(a, np.ndarray) else a for a in args]))
-        return np.asarray(fn(*args), dtype=np.float64)
-    except ConformanceError:
+            return _as_result(name, fn(*[_to("torch", a) if isinstance(a, np.ndarray) else a for a in args]))
+        return _as_result(name, fn(*args))
+    except (ConformanceError, UsageError):
         raise
     except Exception as e:  # the user's function failed: that is a finding, reported with its input
         hint = ""
@@ -282,17 +332,44 @@ def _ratio_gradient(fn: Callable[..., Any], c: Conventions, ratio: np.ndarray, *
     return r.grad.detach().cpu().numpy()
 
 
-def _compare(name: str, equation: str, got: np.ndarray, expected: np.ndarray, c: Conventions, where: str = "") -> None:
+FLOAT32_ROUNDING = 64 * float(np.finfo(np.float32).eps)
+"""An error within this much of an entry (or of the batch's largest) is what float32 arithmetic makes."""
+
+
+def _compare(
+    name: str,
+    equation: str,
+    got: np.ndarray,
+    expected: np.ndarray,
+    c: Conventions,
+    where: str = "",
+    *,
+    per_entry: bool = True,
+) -> None:
+    """Fail unless the result is the expected one within the declared tolerance.
+
+    Entry by entry, `|got − expected| ≤ atol + rtol·|expected|` (`per_entry`), or `≤ atol +
+    rtol·max|expected|` (a vector such as a TRPO step, whose small components are judged against
+    its size). A failure at float32 rounding says so.
+    """
     if got.shape != expected.shape:
-        raise ConformanceError(f"{name}: returned shape {got.shape}, expected {expected.shape} ({equation}){where}.")
-    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+        raise UsageError(f"{name}: returned shape {got.shape}, expected {expected.shape} ({equation}){where}.")
+    largest = float(np.max(np.abs(expected))) if expected.size else 0.0
+    scale = np.abs(expected) if per_entry else np.full(expected.shape, largest)
     err = np.abs(got - expected)
     bad = ~(err <= c.atol + c.rtol * scale)  # NaN in `got` is bad too
     if np.any(bad):
         i = tuple(int(k) for k in np.argwhere(bad)[0])
+        hint = ""
+        if np.all(err[bad] <= FLOAT32_ROUNDING * np.maximum(np.abs(expected[bad]), largest)):
+            relative = float(np.max(err[bad]) / max(largest, 1e-300))
+            hint = (
+                f"; the errors are at float32 rounding ({relative:.1e} of the largest entry): if the function "
+                "computes in float32, declare it, e.g. `Conventions(rtol=1e-5, atol=1e-6)`"
+            )
         raise ConformanceError(
             f"{name}: {equation} violated at index {i}: expected {expected[i]!r}, got {got[i]!r} "
-            f"(tolerance {c.atol:g} + {c.rtol:g}·{scale:.3g}){where}."
+            f"(tolerance {c.atol:g} + {c.rtol:g}·{float(scale[i]):.3g}){hint}{where}."
         )
 
 
@@ -302,9 +379,9 @@ def _run(strategy: st.SearchStrategy[Any], test: Callable[[Any], None], max_exam
     The same examples on every run for an int `seed` (the default 0); hypothesis chooses for `seed=None`.
     """
     if not (isinstance(max_examples, int) and not isinstance(max_examples, bool) and max_examples >= 1):
-        raise ValueError(f"`max_examples` must be an int >= 1, got {max_examples!r}.")
+        raise UsageError(f"`max_examples` must be an int >= 1, got {max_examples!r}.")
     if not (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))):
-        raise ValueError(f"`seed` must be an int or None, got {seed!r}.")
+        raise UsageError(f"`seed` must be an int or None, got {seed!r}.")
     if currently_in_test_context():
         raise RuntimeError(
             "a conformance check was called inside a hypothesis @given test, which hypothesis refuses "
@@ -742,7 +819,7 @@ def check_trpo_step(
         where = f" for g={g.tolist()}, H={H.tolist()}, delta={delta!r}"
         # converted at each call, inside the call's float64 context (`jax.enable_x64`)
         got = _call("check_trpo_step", fn, c, g, lambda v: _to(c.arrays, H) @ _to(c.arrays, v), delta)
-        _compare("check_trpo_step", "d = √(2δ / gᵀH⁻¹g)·H⁻¹g", got, expected, c, where)
+        _compare("check_trpo_step", "d = √(2δ / gᵀH⁻¹g)·H⁻¹g", got, expected, c, where, per_entry=False)
 
     _run(_step_inputs(), test, max_examples, seed)
 
@@ -790,6 +867,35 @@ def _sequential_inputs(draw: Draw) -> tuple[Any, np.ndarray, np.ndarray]:  # (or
     return order, np.exp(rng.normal(0, 0.3, (B, n))), rng.normal(0, 1, B)
 
 
+def _check_update_pass(
+    fn: Callable[..., Any],
+    c: Conventions,
+    order: tuple[int, ...],
+    ratios: np.ndarray,
+    adv: np.ndarray,
+    expected: np.ndarray,
+) -> None:
+    """`check_sequential_factors` under `sequential="update"`: run the pass, record what each update got."""
+    name = "check_sequential_factors"
+    old = np.log(np.linspace(0.2, 0.8, ratios.size).reshape(ratios.shape))  # log π_old of the actions taken
+    new = old + np.log(ratios)
+    calls: list[tuple[int, np.ndarray]] = []
+
+    def update(agent: Any, factor: Any) -> Any:
+        calls.append((int(agent), _to_numpy(factor).copy()))
+        return _to(c.arrays, new[:, int(agent)].copy())
+
+    where = f" for order={order}, old_log_probs={old.tolist()}, new_log_probs={new.tolist()}, advantages={adv.tolist()}"
+    _call(name, fn, c, order, old, adv, update)
+    agents = tuple(a for a, _ in calls)
+    if agents != tuple(order):
+        called = f"each agent updated once, in the order: violated: expected `update` calls for {order}, got {agents}"
+        raise ConformanceError(f"{name}: {called}{where}.")
+    got = np.stack([f for _, f in calls]) if calls else np.empty((0, len(adv)))
+    equation = "the factor handed to update(order[m]) = Â·Π_{j<m} exp(new_j − old_j), new_j returned by update(j)"
+    _compare(name, equation, got, expected, c, where)
+
+
 def check_sequential_factors(
     fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
 ) -> None:
@@ -806,6 +912,15 @@ def check_sequential_factors(
     **The call:** `fn(order, ratios, advantages)` with `order` a tuple of the agent indices in
     update order, `ratios` `[B, n]` (column `i`: agent `i`'s new/old ratio after its update) and
     `advantages` `[B]`; returns `[n, B]`, row `m` the factor agent `order[m]` was given.
+
+    Under `sequential="update"`: `fn(order, old_log_probs, advantages, update)` with
+    `old_log_probs` `[B, n]` (column `i`: $\log\pi^i_{\theta_k}$ of agent `i`'s actions) and
+    `update(agent, factor) -> new_log_probs [B]`, which stands for agent `agent`'s update on the
+    factor it is handed (the check records the factor) and returns its log-probabilities under the
+    updated policy. The pass must call `update` once per agent in `order` (eagerly: a Python loop,
+    not inside `jax.jit`) and form each ratio from what `update` returned; the return value is
+    ignored. This catches a factor computed from an earlier agent's old policy, which handing the
+    ratios cannot.
     """
     c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_sequential_factors")
 
@@ -816,6 +931,9 @@ def check_sequential_factors(
         for m, agent in enumerate(order):
             expected[m] = M
             M = M * ratios[:, agent]
+        if c.sequential == "update":
+            _check_update_pass(fn, c, order, ratios, adv, expected)
+            return
         where = f" for order={order}, ratios={ratios.tolist()}, advantages={adv.tolist()}"
         got = _call("check_sequential_factors", fn, c, order, ratios, adv)
         _compare("check_sequential_factors", "row m = Â·Π_{j<m} r^{order[j]}", got, expected, c, where)
