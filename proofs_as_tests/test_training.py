@@ -5,6 +5,7 @@ loop over the agents, the A2C step from the closed-form softmax score, PPO with 
 Gaussian log-density, MAPPO's objective as `mappo_objective` defines it."""
 
 import math
+import os
 from functools import partial
 
 import equinox as eqx
@@ -516,8 +517,53 @@ def test_mabrax_halfcheetah_is_six_continuous_agents_that_train():
     assert int(metrics.steps[-1]) == 80
 
 
+_ENDS_SCRIPT = """
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+from reference import training
+
+name = sys.argv[1]
+if name == "hopper_3x1":
+    import mujoco  # its warnings to the console, not to MUJOCO_LOG.TXT in the working directory
+
+    log = mujoco.MjLogConfig.get()
+    log.logto_file = False
+    log.set()
+    env, limit = training.mabrax_env(name, episode_length=20), 20
+elif name == "smax_2s3z":
+    env, limit = training.smax_env("2s3z"), 100
+else:
+    env, limit = training.simple_spread_env(3, 25), 25
+E, T = 16, limit + 10
+continuous = bool(getattr(env, "continuous_actions", False))
+
+
+def actions(key):
+    if continuous:
+        return jax.random.uniform(key, (E, env.num_agents, max(env.action_sizes)), minval=-1, maxval=1)
+    return jax.random.randint(key, (E, env.num_agents), 0, min(env.action_sizes))
+
+
+@jax.jit
+def run(key):
+    _, state = jax.vmap(env.reset)(jax.random.split(key, E))
+
+    def body(state, k):
+        k_act, k_step = jax.random.split(k)
+        out = jax.vmap(env.step)(jax.random.split(k_step, E), state, actions(k_act))
+        return out.state, (out.terminated, out.truncated, jnp.any(out.final_obs != out.obs, axis=(1, 2)))
+
+    return jax.lax.scan(body, state, jax.random.split(key, T))[1]
+
+
+with jax.numpy_dtype_promotion("standard"):  # JaxMARL's own code mixes Python floats with booleans
+    terminated, truncated, moved = map(np.asarray, run(jax.random.key(0)))
+print(json.dumps({"limit": limit, "terminated": terminated.tolist(), "truncated": truncated.tolist(),
+                  "moved": moved.tolist()}))
+"""
+
+
 @pytest.mark.slow
-@standard_promotion  # JaxMARL's own code mixes Python floats with booleans
 @pytest.mark.parametrize("name", ["simple_spread", "smax_2s3z", "hopper_3x1"])
 def test_jaxmarl_ends_are_terminations_or_truncations(name):
     """JaxMARL's episode ends, as the wrappers report them (random actions, 16 environments,
@@ -525,58 +571,38 @@ def test_jaxmarl_ends_are_terminations_or_truncations(name):
     battle that ends before the 100-step limit ended by a side's destruction, a termination; a
     MABrax Hopper (20-step episodes here) that ends before the limit fell, a termination, and one
     that reaches it is truncated. No step is both; a truncation happens only at the limit; the
-    observation a truncated step reached (`final_obs`) is not the next episode's first."""
-    with jax.enable_x64(False):  # built and run as they are trained (SMAX mixes widths under x64)
-        if name == "hopper_3x1":
-            pytest.importorskip("brax")
-            import mujoco  # its warnings to the console, not to MUJOCO_LOG.TXT in the working directory
+    observation a truncated step reached (`final_obs`) is not the next episode's first. Run in a
+    fresh process with JAX's default float32, as the environments are trained (JaxMARL's module
+    constants, once created under this suite's float64, do not mix with float32 states)."""
+    import json
+    import subprocess
+    import sys
 
-            log = mujoco.MjLogConfig.get()  # pyright: ignore[reportAttributeAccessIssue]  (not in its stubs)
-            log.logto_file = False
-            log.set()
-            env, limit = training.mabrax_env(name, episode_length=20), 20
-        elif name == "smax_2s3z":
-            pytest.importorskip("jaxmarl")
-            env, limit = training.smax_env("2s3z"), 100
-        else:
-            pytest.importorskip("jaxmarl")
-            env, limit = training.simple_spread_env(3, 25), 25
-        E, T = 16, limit + 10
-        continuous = bool(getattr(env, "continuous_actions", False))
-
-        def actions(key):
-            if continuous:
-                return jax.random.uniform(key, (E, env.num_agents, max(env.action_sizes)), minval=-1, maxval=1)
-            return jax.random.randint(key, (E, env.num_agents), 0, min(env.action_sizes))
-
-        @jax.jit
-        def run(key):
-            _, state = jax.vmap(env.reset)(jax.random.split(key, E))
-
-            def body(state, k):
-                k_act, k_step = jax.random.split(k)
-                out = jax.vmap(env.step)(jax.random.split(k_step, E), state, actions(k_act))
-                return out.state, (out.terminated, out.truncated, jnp.any(out.final_obs != out.obs, axis=(1, 2)))
-
-            return jax.lax.scan(body, state, jax.random.split(key, T))[1]
-
-        terminated, truncated, moved = map(np.asarray, run(jax.random.key(0)))
-        assert not np.any(terminated & truncated)
-        count, ends = np.zeros(E, int), []
-        for t in range(T):
-            count += 1
-            for e in np.flatnonzero(terminated[t] | truncated[t]):
-                ends.append((int(count[e]), bool(terminated[t, e])))
-                assert moved[t, e], "the final observation is the reset one"
-                count[e] = 0
-        assert ends and all(length <= limit for length, _ in ends)
-        assert all(term for length, term in ends if length < limit), ends  # ended early: a terminal state
-        if name == "simple_spread":
-            assert all(length == limit and not term for length, term in ends)
-        else:
-            assert any(term for _, term in ends), ends
-        if name == "hopper_3x1":
-            assert any(length == limit and not term for length, term in ends), ends
+    pytest.importorskip("brax" if name == "hopper_3x1" else "jaxmarl")
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_ENABLE_X64", "JAX_NUMPY_DTYPE_PROMOTION")}
+    done = subprocess.run(
+        [sys.executable, "-c", _ENDS_SCRIPT, name], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    limit = out["limit"]
+    terminated, truncated, moved = (np.asarray(out[k]) for k in ("terminated", "truncated", "moved"))
+    assert not np.any(terminated & truncated)
+    count, ends = np.zeros(terminated.shape[1], int), []
+    for t in range(terminated.shape[0]):
+        count += 1
+        for e in np.flatnonzero(terminated[t] | truncated[t]):
+            ends.append((int(count[e]), bool(terminated[t, e])))
+            assert moved[t, e], "the final observation is the reset one"
+            count[e] = 0
+    assert ends and all(length <= limit for length, _ in ends)
+    assert all(term for length, term in ends if length < limit), ends  # ended early: a terminal state
+    if name == "simple_spread":
+        assert all(length == limit and not term for length, term in ends)
+    else:
+        assert any(term for _, term in ends), ends
+    if name == "hopper_3x1":
+        assert any(length == limit and not term for length, term in ends), ends
 
 
 def test_an_algorithm_carries_its_own_hyperparameters():

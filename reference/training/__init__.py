@@ -5,8 +5,9 @@ what trains neural policies with them: the sequential update of heterogeneous ag
 (`sequential_update`), the algorithms as one agent-update function each (`ALGORITHMS`), the
 policies (`Categorical`, `DiagonalGaussian`), environments (`make_env`), and the trainer
 (`make_train`) with its checkpoints. One module per job: `_envs` (the environment interface and
-adapters), `_config`, `_algorithms`, `_networks`, `_trainer` (state, rollout, updates),
-`_checkpoints`, `_sharding` and `_chunks` (chunked runs that stop on NaN).
+adapters), `_config`, `_algorithms`, `_networks`, `_state` (what the trainer carries and
+records), `_trainer` (rollout and updates), `_checkpoints`, `_sharding` and `_chunks` (chunked
+runs that stop on NaN).
 """
 
 from .._heterogeneous_agent import (
@@ -41,13 +42,8 @@ from ._envs import (
     simple_spread_env as simple_spread_env,
     smax_env as smax_env,
 )
-from ._trainer import (
-    Metrics as Metrics,
-    Trainer as Trainer,
-    TrainState as TrainState,
-    Transition as Transition,
-    make_train as make_train,
-)
+from ._state import Metrics as Metrics, TrainState as TrainState, Transition as Transition
+from ._trainer import Trainer as Trainer, make_train as make_train
 
 __all__ = [
     "ALGORITHMS",

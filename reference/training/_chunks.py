@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import check_positive_int
-from ._trainer import Metrics, Trainer, TrainState
+from ._state import Metrics, TrainState
+from ._trainer import Trainer
 
 
 class TrainingError(RuntimeError):
