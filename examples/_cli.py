@@ -42,21 +42,24 @@ def mujoco_log_off_disk() -> None:
     config.set()
 
 
+def is_mabrax(env: str) -> bool:
+    """Whether `env` (a name in `training.ENVIRONMENTS`) is a multi-agent MuJoCo task (the `mabrax` extra)."""
+    return env not in ("simple_spread", "parameter_sharing") and not env.startswith("smax_")
+
+
 def rollout_length(env: str) -> int:
     """Steps per environment per iteration: a 25-step MPE episode, 100 of a 1,000-step MuJoCo one,
     50 in SMAX, 8 one-step games."""
-    if env == "simple_spread":
-        return 25
-    if env.startswith("smax_"):
-        return 50
-    return 8 if env == "parameter_sharing" else 100
+    if is_mabrax(env):
+        return 100
+    return {"simple_spread": 25, "parameter_sharing": 8}.get(env, 50)
 
 
 def make_env(prog: str, env: str, n_agents: int) -> MultiAgentEnv:
     """`reference.training.make_env(env, n_agents)`, a missing extra answered with one line."""
     from reference import training
 
-    if env not in ("simple_spread", "parameter_sharing") and not env.startswith("smax_"):
+    if is_mabrax(env):
         mujoco_log_off_disk()
     try:
         return training.make_env(env, n_agents)

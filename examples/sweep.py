@@ -33,8 +33,6 @@ from typing import Any, NoReturn
 
 import _cli as cli  # the scripts' shared command-line helpers, beside this script
 
-from reference.training import ENVIRONMENTS as ENVS  # the names `training.make_env` knows
-
 TUNABLE: dict[str, Any] = {"truncation": str}
 TUNABLE |= {"actor_lr": float, "critic_lr": float, "epsilon": float, "delta": float, "entropy_coef": float}
 TUNABLE |= {"num_envs": int, "num_epochs": int, "gae_lambda": float, "gamma": float, "hidden_size": int}
@@ -231,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--algos", default="mappo,happo,hatrpo", help="comma-separated (default all three)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2", help="a hyper-parameter's values")
-    parser.add_argument("--env", choices=ENVS, default="parameter_sharing")
+    parser.add_argument("--env", default="parameter_sharing", help="a name in training.ENVIRONMENTS")
     parser.add_argument("--total-steps", type=int, default=200_000, help="environment steps per seed")
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--out", default="sweep")
@@ -246,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [a for a in args.algos if a not in training.ALGORITHMS]
     if unknown or not args.algos:
         parser.error(f"--algos: unknown {unknown or args.algos}; choose from {', '.join(training.ALGORITHMS)}")
+    if args.env not in training.ENVIRONMENTS:
+        parser.error(f"argument --env: invalid choice: {args.env!r} (choose from {', '.join(training.ENVIRONMENTS)})")
     for flag, value in (("--seeds", args.seeds), ("--num-envs", args.num_envs), ("--total-steps", args.total_steps)):
         if value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")

@@ -44,7 +44,7 @@ import numpy as np
 from reference import training
 
 ENVS = training.ENVIRONMENTS  # the names `training.make_env` knows
-MABRAX = tuple(e for e in ENVS if e not in ("simple_spread", "parameter_sharing") and not e.startswith("smax_"))
+MABRAX = tuple(e for e in ENVS if cli.is_mabrax(e))
 SMAX = tuple(e for e in ENVS if e.startswith("smax_"))
 
 

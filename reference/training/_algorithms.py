@@ -79,14 +79,8 @@ class Algorithm:
             )
         object.__setattr__(self, "hyperparameters", MappingProxyType(dict(self.hyperparameters)))
 
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # the hyper-parameters' mapping is unhashable; equality still compares it
         return hash((self.name, self.agent_update, self.shared_actor))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Algorithm):
-            return NotImplemented
-        mine = (self.name, self.agent_update, self.shared_actor, dict(self.hyperparameters))
-        return mine == (other.name, other.agent_update, other.shared_actor, dict(other.hyperparameters))
 
     def bind(self, config: Any, optimizer: optax.GradientTransformation) -> tuple[AgentUpdate, bool]:
         """`agent_update` with its hyper-parameters bound; whether it takes an optimiser."""
