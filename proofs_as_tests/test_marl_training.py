@@ -244,7 +244,9 @@ def test_bad_training_configuration_is_refused(kwargs, match):
 def test_bad_training_inputs_are_refused():
     """`make_train` and the environments name the bad argument: a config that is not a MARLConfig,
     an object that is not an environment, MAPPO's shared actor over unequal action sets, a
-    `cooperative_game_env` of something that is not a game, an episode length below 1."""
+    `cooperative_game_env` of something that is not a game, an episode length below 1, an
+    environment name `make_env` does not know or too few agents, an `Algorithm` without a name or
+    whose update is not callable."""
     env = training.cooperative_game_env(rf.parameter_sharing_game(2))
     with pytest.raises(TypeError, match="config"):  # our check, or the signature check that names it
         training.make_train({"algorithm": "happo"}, env)  # type: ignore[arg-type]
@@ -258,6 +260,15 @@ def test_bad_training_inputs_are_refused():
         training.cooperative_game_env("game")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`episode_length` must be an integer >= 1"):
         training.cooperative_game_env(rf.parameter_sharing_game(2), episode_length=0)
+    with pytest.raises(ValueError, match=r"make_env: `name` 'cartpole' is not one of \('simple_spread'"):
+        training.make_env("cartpole")
+    with pytest.raises(ValueError, match="`num_agents` must be an integer >= 1"):
+        training.make_env("parameter_sharing", num_agents=0)
+    update = lambda key, policy, params, opt_state, batch, factor: (params, opt_state)
+    with pytest.raises((ValueError, TypeError), match="name"):  # ours, or the type hook naming it
+        training.Algorithm("", update)
+    with pytest.raises(TypeError, match="agent_update"):
+        training.Algorithm("x", 3)  # type: ignore[arg-type]
 
 
 # Faults: checkpoints, resumption, NaN, the command line ------------------------------------
