@@ -6,7 +6,7 @@ Two parts:
   cooperative games, trajectories with episode ends and truncations, and agent orders that the
   project's own proofs draw from.
 - **Conformance checks**: `check_gae`, `check_discounted_returns`, `check_ppo_clip`,
-  `check_categorical_kl`, `check_gaussian_kl`, `check_trpo_step`, `check_happo_factor`,
+  `check_categorical_kl`, `check_gaussian_kl`, `check_sampled_kl`, `check_trpo_step`, `check_happo_factor`,
   `check_happo_objective`, `check_sequential_factors`. Each takes your callable (numpy, JAX or
   PyTorch) and a `Conventions` declaring how it is called; it passes, or raises
   `ConformanceError` with the equation violated, both values and the shrunk counterexample. A
@@ -55,11 +55,13 @@ from ._conformance import (
     check_happo_factor as check_happo_factor,
     check_happo_objective as check_happo_objective,
     check_ppo_clip as check_ppo_clip,
+    check_sampled_kl as check_sampled_kl,
     check_sequential_factors as check_sequential_factors,
     check_trpo_step as check_trpo_step,
     reference_categorical_kl as reference_categorical_kl,
     reference_gae as reference_gae,
     reference_gaussian_kl as reference_gaussian_kl,
+    reference_kl_estimate as reference_kl_estimate,
     reference_natural_step as reference_natural_step,
     reference_ppo_clip as reference_ppo_clip,
     reference_returns as reference_returns,
@@ -94,6 +96,7 @@ __all__ = [
     "check_happo_factor",
     "check_happo_objective",
     "check_ppo_clip",
+    "check_sampled_kl",
     "check_sequential_factors",
     "check_trpo_step",
     "games",
@@ -105,6 +108,7 @@ __all__ = [
     "reference_categorical_kl",
     "reference_gae",
     "reference_gaussian_kl",
+    "reference_kl_estimate",
     "reference_natural_step",
     "reference_ppo_clip",
     "reference_returns",

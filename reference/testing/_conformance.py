@@ -77,10 +77,26 @@ class Conventions:
       CleanRL's JAX script, purejaxrl and JaxMARL do) or `"normalised_sample_std"` (the same with
       the sample std, $N - 1$ in the denominator: `torch.std`'s default, as CleanRL's PyTorch
       scripts use; undefined for one sample, so batches of at least 2 are drawn) — PPO and HAPPO.
+    - `dual_clip`: `None` (PPO's clip alone) or a constant $c > 1$: the callable applies the dual
+      clip of Ye et al. (2020), Tianshou's `dual_clip`: where $A < 0$ the objective is
+      $\max(\min(rA, \mathrm{clip}(r)A), cA)$, which bounds how much one sample with a huge ratio
+      can push — PPO and HAPPO.
     - `kl_inputs`: `"probs"`, `"logits"` or `"log_probs"` — categorical KL.
     - `kl_direction`: `"first_second"` (the callable computes $D_{KL}(p\|q)$ of its first
       argument against its second) or `"second_first"`.
     - `scale`: `"std"` or `"log_std"` — how a diagonal Gaussian's scale is passed.
+    - `kl_dimensions`: `"summed"` (the diagonal Gaussian's KL, `[B]`) or `"per_dimension"` (the
+      callable returns each dimension's term, `[B, D]`, as `torch.distributions.kl_divergence` of two
+      `Normal`s does and stable-baselines3's `kl_divergence` returns) — Gaussian KL.
+    - `kl_estimator`: `"k1"` ($-\log r$), `"k2"` ($\tfrac12(\log r)^2$) or `"k3"`
+      ($(r - 1) - \log r$), with $r = \pi_{new}(a)/\pi_{old}(a)$ at an action drawn from the old
+      policy — the sampled estimate of $D_{KL}(\pi_{old}\|\pi_{new})$ that `check_sampled_kl`
+      expects (stable-baselines3's and CleanRL's `approx_kl` are k3; CleanRL's `old_approx_kl` is
+      k1).
+    - `damping`: $\lambda \ge 0$, added by the callable to the Fisher-vector product it is handed
+      ($Hv + \lambda v$, Tianshou's and HARL's `damping`, OpenAI Baselines' `cg_damping`): the
+      step is then the natural step of $H + \lambda I$, in its direction and its scale —
+      `check_trpo_step`.
     - `sequential`: `"ratios"` (the callable receives every agent's post-update ratio and returns
       the factors) or `"update"` (it receives the agents' old log-probabilities and an
       `update(agent, factor)` callback that updates the agent and returns its new
@@ -100,9 +116,13 @@ class Conventions:
     sign: Literal["objective", "loss"] = "objective"
     reduction: Literal["none", "mean"] = "none"
     advantages: Literal["raw", "normalised", "normalised_sample_std"] = "raw"
+    dual_clip: float | None = None
     kl_inputs: Literal["probs", "logits", "log_probs"] = "probs"
     kl_direction: Literal["first_second", "second_first"] = "first_second"
     scale: Literal["std", "log_std"] = "log_std"
+    kl_dimensions: Literal["summed", "per_dimension"] = "summed"
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    damping: float = 0.0
     sequential: Literal["ratios", "update"] = "ratios"
     rtol: float = 1e-9
     atol: float = 1e-9
@@ -120,6 +140,8 @@ class Conventions:
             "kl_inputs": ("probs", "logits", "log_probs"),
             "kl_direction": ("first_second", "second_first"),
             "scale": ("std", "log_std"),
+            "kl_dimensions": ("summed", "per_dimension"),
+            "kl_estimator": ("k1", "k2", "k3"),
             "sequential": ("ratios", "update"),
         }
         for name, values in allowed.items():
@@ -132,12 +154,19 @@ class Conventions:
                 "Conventions: `flags='episode_start'` with `truncation='bootstrap'` is not a convention any "
                 "library uses; declare `flags='done'` for separate terminations and truncations."
             )
-        for name in ("rtol", "atol"):
-            value = getattr(self, name)
-            if not (
-                isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value) and value >= 0
-            ):
-                raise UsageError(f"Conventions: `{name}` must be a finite number >= 0, got {value!r}.")
+        for name in ("rtol", "atol", "damping"):
+            if not _is_real(getattr(self, name)) or getattr(self, name) < 0:
+                raise UsageError(f"Conventions: `{name}` must be a finite number >= 0, got {getattr(self, name)!r}.")
+        if self.dual_clip is not None and not (_is_real(self.dual_clip) and self.dual_clip > 1):
+            raise UsageError(
+                "Conventions: `dual_clip` must be None or a finite number > 1 (the dual clip's c), "
+                f"got {self.dual_clip!r}."
+            )
+
+
+def _is_real(value: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -190,11 +219,14 @@ def _ends(traj: Trajectory, truncation: str) -> tuple[np.ndarray, np.ndarray]:
     return traj.terminations, traj.truncations
 
 
-def reference_ppo_clip(ratio: np.ndarray, adv: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+def reference_ppo_clip(
+    ratio: np.ndarray, adv: np.ndarray, eps: float, dual_clip: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per sample, PPO's clipped surrogate and its derivative in the ratio, by cases.
 
     The value is min(rA, clip(r, 1 − ε, 1 + ε)A); the derivative is A where the unclipped term is
-    the minimum and 0 where the clipped one is.
+    the minimum and 0 where the clipped one is. With a dual clip c, a sample with A < 0 whose value
+    is below cA gets cA instead, and derivative 0 (Ye et al. 2020).
     """
     value = np.empty_like(ratio)
     grad = np.empty_like(ratio)
@@ -204,6 +236,8 @@ def reference_ppo_clip(ratio: np.ndarray, adv: np.ndarray, eps: float) -> tuple[
             value[i], grad[i] = r * a, a
         else:
             value[i], grad[i] = clipped * a, 0.0
+        if dual_clip is not None and a < 0 and value[i] < dual_clip * a:
+            value[i], grad[i] = dual_clip * a, 0.0
     return value, grad
 
 
@@ -220,10 +254,33 @@ def reference_gaussian_kl(mp: np.ndarray, sp: np.ndarray, mq: np.ndarray, sq: np
     return np.sum(np.log(sq / sp) + (sp**2 + (mp - mq) ** 2) / (2 * sq**2) - 0.5, axis=-1)
 
 
-def reference_natural_step(g: np.ndarray, H: np.ndarray, delta: float) -> np.ndarray:
-    """The TRPO step √(2δ / gᵀH⁻¹g)·H⁻¹g, by a dense solve."""
-    x = np.linalg.solve(H, g)
+def reference_natural_step(g: np.ndarray, H: np.ndarray, delta: float, damping: float = 0.0) -> np.ndarray:
+    """The TRPO step √(2δ / gᵀF⁻¹g)·F⁻¹g with F = H + λI (λ = `damping`), by a dense solve."""
+    F = H + damping * np.eye(len(g))
+    x = np.linalg.solve(F, g)
     return np.sqrt(2 * delta / (g @ x)) * x
+
+
+def reference_kl_estimate(log_prob: np.ndarray, old_log_prob: np.ndarray, estimator: str) -> np.ndarray:
+    """A sampled estimate of D_KL(π_old‖π_new) at actions drawn from π_old, per sample.
+
+    With log r = log π_new(a) − log π_old(a): k1 = −log r, k2 = ½(log r)², k3 = (r − 1) − log r
+    (Schulman 2020, "Approximating KL divergence"). k1 and k3 are unbiased (their expectation under
+    π_old is the KL; k3 is also never negative); k2's expectation agrees with the KL to second
+    order in log r.
+    """
+    out = np.empty(np.shape(log_prob))
+    for idx in np.ndindex(*out.shape):
+        log_r = float(log_prob[idx]) - float(old_log_prob[idx])
+        if estimator == "k1":
+            out[idx] = -log_r
+        elif estimator == "k2":
+            out[idx] = 0.5 * log_r * log_r
+        elif estimator == "k3":
+            out[idx] = np.expm1(log_r) - log_r
+        else:
+            raise UsageError(f"`estimator` must be 'k1', 'k2' or 'k3', got {estimator!r}.")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -288,7 +345,7 @@ def _as_result(name: str, out: Any) -> np.ndarray:
         ) from None
 
 
-def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: Any) -> np.ndarray:
+def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: Any, where: str = "") -> np.ndarray:
     """Call `fn` on copies of the arguments converted to the declared array type; return float64 numpy.
 
     Copies: a function that changes its inputs in place (stable-baselines3's buffer adds
@@ -315,7 +372,7 @@ def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: An
         negated = any(word in text for word in ("invert", "bitwise", "not does not accept"))
         if flags and isinstance(e, TypeError) and negated:
             hint = " (a function that negates its flags with `~` takes booleans: declare `flag_dtype='bool'`)"
-        raise ConformanceError(f"{name}: the function raised {type(e).__name__}: {e}{hint}") from e
+        raise ConformanceError(f"{name}: the function raised {type(e).__name__}: {e}{hint}{where}.") from e
 
 
 def _ratio_gradient(fn: Callable[..., Any], c: Conventions, ratio: np.ndarray, *rest: Any) -> np.ndarray:
@@ -452,6 +509,7 @@ def _layout_call(
     per_env: list[np.ndarray],
     scalars: list[Any],
     T: int,
+    where: str,
 ) -> np.ndarray:
     """Call `fn(*per_step, *per_env, *scalars)` laid out as declared; return `[T, B]`.
 
@@ -460,13 +518,21 @@ def _layout_call(
     with column `b` of each `per_step` array and entry `b` of each `per_env` array.
     """
     if c.layout == "time_major":
-        return _call(name, fn, c, *per_step, *per_env, *scalars)
+        return _call(name, fn, c, *per_step, *per_env, *scalars, where=where)
     if c.layout == "batch_major":
-        out = _call(name, fn, c, *[np.ascontiguousarray(a.T) for a in per_step], *per_env, *scalars)
+        out = _call(name, fn, c, *[np.ascontiguousarray(a.T) for a in per_step], *per_env, *scalars, where=where)
         return out.T if out.ndim == 2 else out
     B = per_step[0].shape[1]
     cols = [
-        _call(name, fn, c, *[np.ascontiguousarray(a[:, b]) for a in per_step], *[a[b] for a in per_env], *scalars)
+        _call(
+            name,
+            fn,
+            c,
+            *[np.ascontiguousarray(a[:, b]) for a in per_step],
+            *[a[b] for a in per_env],
+            *scalars,
+            where=where,
+        )
         for b in range(B)
     ]
     return np.stack(cols, axis=-1) if all(col.shape == (T,) for col in cols) else np.asarray(cols[0])
@@ -504,7 +570,7 @@ def check_gae(
             f"gamma={traj.gamma!r}, lam={traj.lam!r} (time-major [T, B])"
         )
         arrays = [traj.rewards, traj.values, *per_step]
-        got = _layout_call("check_gae", fn, c, arrays, per_env, [traj.gamma, traj.lam], len(traj.rewards))
+        got = _layout_call("check_gae", fn, c, arrays, per_env, [traj.gamma, traj.lam], len(traj.rewards), where)
         equation = "Â_t = δ_t + γλ(1 − d_t)Â_{t+1}, δ_t = r_t + γ(1 − d_t)V_{t+1} − V_t"
         if c.truncation == "bootstrap":
             equation += " (V_{t+1} = V(final state) and no carry after a truncation)"
@@ -543,7 +609,7 @@ def check_discounted_returns(
             f"gamma={traj.gamma!r} (time-major [T, B])"
         )
         arrays = [traj.rewards, *per_step]
-        got = _layout_call("check_discounted_returns", fn, c, arrays, [*per_env, boot], [traj.gamma], T)
+        got = _layout_call("check_discounted_returns", fn, c, arrays, [*per_env, boot], [traj.gamma], T, where)
         _compare("check_discounted_returns", "G_t = r_t + γ(1 − d_t)G_{t+1}, G_T = V(s_T)", got, expected, c, where)
 
     _run(trajectories(truncations=True), test, max_examples, seed)
@@ -589,13 +655,14 @@ def _check_clipped(
 ) -> None:
     """Compare fn(ratio, *args) with min(r·M, clip(r)·M) (value, then the ratio-gradient)."""
     flip = -1.0 if c.sign == "loss" else 1.0
-    value, grad = reference_ppo_clip(ratio, multiplier, eps)
+    value, grad = reference_ppo_clip(ratio, multiplier, eps, c.dual_clip)
     expected = np.asarray(flip * (value if c.reduction == "none" else np.mean(value)))
-    got = _call(name, fn, c, ratio, *args)
+    got = _call(name, fn, c, ratio, *args, where=where)
     _compare(name, equation, got, expected, c, where)
     if c.arrays == "numpy":
         return
-    away = (np.abs(ratio - (1 - eps)) > 1e-6) & (np.abs(ratio - (1 + eps)) > 1e-6)
+    kinks = [1 - eps, 1 + eps] + ([c.dual_clip] if c.dual_clip is not None else [])
+    away = np.all([np.abs(ratio - k) > 1e-6 for k in kinks], axis=0)
     try:
         g = _ratio_gradient(fn, c, ratio, *args)
     except Exception as e:
@@ -603,12 +670,17 @@ def _check_clipped(
     expected_grad = flip * (grad if c.reduction == "none" else grad / len(ratio))
     _compare(
         name,
-        "∂f/∂r = M where rM is the minimum, 0 where the clipped term is",
+        "∂f/∂r = M where rM is the minimum, 0 where the clipped term is"
+        + (" (or the dual clip's cM)" if c.dual_clip is not None else ""),
         np.where(away, g, 0.0),
         np.where(away, expected_grad, 0.0),
         c,
         where,
     )
+
+
+def _dual(c: Conventions, m: str) -> str:
+    return "" if c.dual_clip is None else f", and max(f, {c.dual_clip:g}{m}) where {m} < 0 (dual clip)"
 
 
 def check_ppo_clip(
@@ -620,7 +692,8 @@ def check_ppo_clip(
     over the batch under `advantages="normalised"` or `"normalised_sample_std"`), and
     $\partial f/\partial r = A$ where $rA$ is the minimum, $0$ where the clipped term is
     (the gradient is compared away from the kinks $r = 1 \pm \epsilon$). Schulman et al. (2017)
-    eq. (7); notes A29.
+    eq. (7); notes A29. Under `dual_clip=c`: $\max(f, cA)$ where $A < 0$ (Ye et al. 2020), with
+    derivative 0 where $cA$ is taken.
 
     Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
     correct implementations pass; broken ones are caught).
@@ -634,7 +707,7 @@ def check_ppo_clip(
     def test(x: tuple[np.ndarray, np.ndarray, np.float64]) -> None:
         ratio, raw, eps = x
         where = f" for ratio={ratio.tolist()}, advantage={raw.tolist()}, epsilon={float(eps)!r}"
-        equation = "f = min(rA, clip(r, 1 − ε, 1 + ε)A)"
+        equation = "f = min(rA, clip(r, 1 − ε, 1 + ε)A)" + _dual(c, "A")
         _check_clipped(
             "check_ppo_clip", equation, fn, c, ratio, _standardise(raw, c), (raw, float(eps)), float(eps), where
         )
@@ -668,7 +741,7 @@ def check_happo_objective(
         where = (
             f" for ratio={ratio.tolist()}, factor={factor.tolist()}, advantage={raw.tolist()}, epsilon={float(eps)!r}"
         )
-        equation = "f = min(rM, clip(r, 1 − ε, 1 + ε)M), M = factor·A"
+        equation = "f = min(rM, clip(r, 1 − ε, 1 + ε)M)" + _dual(c, "M") + ", M = factor·A"
         M = factor * _standardise(raw, c)
         _check_clipped("check_happo_objective", equation, fn, c, ratio, M, (factor, raw, float(eps)), float(eps), where)
 
@@ -724,7 +797,7 @@ def check_categorical_kl(
         else:  # log-probabilities are logits too (softmax is shift-invariant)
             args = (np.log(p), np.log(q))
         where = f" for p={p.tolist()}, q={q.tolist()} (given as {c.kl_inputs})"
-        got = _call("check_categorical_kl", fn, c, *args)
+        got = _call("check_categorical_kl", fn, c, *args, where=where)
         equation = "D_KL(p‖q) = Σ_a p_a log(p_a/q_a)" if c.kl_direction == "first_second" else "D_KL(q‖p)"
         _compare("check_categorical_kl", equation, got, expected, c, where)
 
@@ -757,23 +830,74 @@ def check_gaussian_kl(
     correct implementations pass; broken ones are caught).
 
     **The call:** `fn(mean_p, scale_p, mean_q, scale_q)`, each `[B, D]`, scales as standard
-    deviations or their logs (`scale`); returns `[B]`.
+    deviations or their logs (`scale`); returns `[B]`, or each dimension's term `[B, D]` under
+    `kl_dimensions="per_dimension"`.
     """
     c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_gaussian_kl")
 
     def test(x: tuple[np.ndarray, ...]) -> None:
         mp, sp, mq, sq = x
-        if c.kl_direction == "first_second":
-            expected = reference_gaussian_kl(mp, sp, mq, sq)
-        else:
-            expected = reference_gaussian_kl(mq, sq, mp, sp)
+        first, second = ((mp, sp), (mq, sq)) if c.kl_direction == "first_second" else ((mq, sq), (mp, sp))
+        if c.kl_dimensions == "summed":
+            expected = reference_gaussian_kl(*first, *second)
+        else:  # each dimension is a univariate Gaussian: the same closed form, one column at a time
+            columns = [reference_gaussian_kl(*(x[:, d : d + 1] for x in (*first, *second))) for d in range(mp.shape[1])]
+            expected = np.stack(columns, axis=-1)
         tr = np.log if c.scale == "log_std" else (lambda s: s)
         where = f" for mean_p={mp.tolist()}, std_p={sp.tolist()}, mean_q={mq.tolist()}, std_q={sq.tolist()}"
-        got = _call("check_gaussian_kl", fn, c, mp, tr(sp), mq, tr(sq))
+        got = _call("check_gaussian_kl", fn, c, mp, tr(sp), mq, tr(sq), where=where)
+        if c.kl_dimensions == "summed" and got.shape == mp.shape != expected.shape:
+            raise UsageError(
+                f"check_gaussian_kl: returned shape {got.shape}, one KL per dimension, where the sum over "
+                f"dimensions {expected.shape} was declared: declare `kl_dimensions='per_dimension'`{where}."
+            )
         equation = "D_KL(p‖q) = Σ_d log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½"
+        if c.kl_dimensions == "per_dimension":
+            equation = "D_KL(p_d‖q_d) = log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½ for each dimension d"
         _compare("check_gaussian_kl", equation, got, expected, c, where)
 
     _run(_gaussian_pairs(), test, max_examples, seed)
+
+
+def check_sampled_kl(
+    fn: Callable[..., Any], conventions: Conventions | None = None, max_examples: int = 200, *, seed: int | None = 0
+) -> None:
+    r"""Check a sampled estimate of $D_{KL}(\pi_{old}\|\pi_{new})$ (PPO's `approx_kl`).
+
+    Equation, per sample with $\log r = \log\pi_{new}(a) - \log\pi_{old}(a)$ (`kl_estimator`):
+    k1 $= -\log r$, k2 $= \tfrac12(\log r)^2$, k3 $= (r - 1) - \log r$ (Schulman 2020,
+    "Approximating KL divergence"). Under actions drawn from $\pi_{old}$, k1 and k3 are unbiased:
+    $\sum_a \pi_{old}(a)\,k(a) = D_{KL}(\pi_{old}\|\pi_{new})$ exactly; k2 agrees to second order.
+    A batch here holds every action of a few categorical pairs, so the check also reports, under
+    `reduction="none"` and for k1 and k3, a function whose $\pi_{old}$-weighted mean is not the
+    exact KL. Summing k3 over all actions unweighted (HARL's discrete `kl_approx`) is not an
+    estimate of this KL: see `check_categorical_kl`.
+
+    Proved in `proofs_as_tests/test_testing.py` (the reference against an independent computation;
+    correct implementations pass; broken ones are caught).
+
+    **The call:** `fn(log_prob, old_log_prob)`, each `[N]` (the new and the old policy's
+    log-probabilities of the sampled actions); returns the estimates `[N]` (`reduction="none"`)
+    or their mean (`"mean"`).
+    """
+    c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_sampled_kl")
+    name = "check_sampled_kl"
+    formula = {"k1": "−log r", "k2": "½(log r)²", "k3": "(r − 1) − log r"}[c.kl_estimator]
+
+    def test(x: tuple[np.ndarray, np.ndarray]) -> None:
+        p, q = x  # old, new: every action of every row is one sample
+        old, new = np.log(p).reshape(-1), np.log(q).reshape(-1)
+        where = f" for log_prob={new.tolist()}, old_log_prob={old.tolist()}"
+        per_sample = reference_kl_estimate(new, old, c.kl_estimator)
+        expected = per_sample if c.reduction == "none" else np.asarray(np.mean(per_sample))
+        got = _call(name, fn, c, new, old, where=where)
+        _compare(name, f"{c.kl_estimator} = {formula}, log r = log_prob − old_log_prob", got, expected, c, where)
+        if c.reduction == "none" and c.kl_estimator in ("k1", "k3"):
+            weighted = np.sum(p * got.reshape(p.shape), axis=-1)
+            equation = f"Σ_a π_old(a)·{c.kl_estimator}(a) = D_KL(π_old‖π_new) (unbiased)"
+            _compare(name, equation, weighted, reference_categorical_kl(p, q), c, where)
+
+    _run(_categorical_pairs(), test, max_examples, seed)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -809,17 +933,19 @@ def check_trpo_step(
 
     **The call:** `fn(g, fisher_vector_product, delta)` with `g` `[n]`, `fisher_vector_product`
     a function `v -> Hv` (taking and returning the declared array type), `delta` a float;
-    returns the step `[n]`.
+    returns the step `[n]`. Under `damping=λ` the function adds $\lambda v$ to the products itself,
+    and the expected step is the natural step of $H + \lambda I$ (direction and scale).
     """
     c = _check_callable(fn, conventions if conventions is not None else Conventions(), "check_trpo_step")
 
     def test(x: tuple[np.ndarray, np.ndarray, float]) -> None:
         g, H, delta = x
-        expected = reference_natural_step(g, H, delta)
+        expected = reference_natural_step(g, H, delta, c.damping)
         where = f" for g={g.tolist()}, H={H.tolist()}, delta={delta!r}"
+        equation = "d = √(2δ / gᵀH⁻¹g)·H⁻¹g" if c.damping == 0 else f"d = √(2δ / gᵀF⁻¹g)·F⁻¹g, F = H + {c.damping:g}I"
         # converted at each call, inside the call's float64 context (`jax.enable_x64`)
-        got = _call("check_trpo_step", fn, c, g, lambda v: _to(c.arrays, H) @ _to(c.arrays, v), delta)
-        _compare("check_trpo_step", "d = √(2δ / gᵀH⁻¹g)·H⁻¹g", got, expected, c, where, per_entry=False)
+        got = _call("check_trpo_step", fn, c, g, lambda v: _to(c.arrays, H) @ _to(c.arrays, v), delta, where=where)
+        _compare("check_trpo_step", equation, got, expected, c, where, per_entry=False)
 
     _run(_step_inputs(), test, max_examples, seed)
 
@@ -853,7 +979,7 @@ def check_happo_factor(
         for j in range(ratios.shape[1]):
             expected = expected * ratios[:, j]
         where = f" for ratios={ratios.tolist()}, advantages={adv.tolist()}"
-        got = _call("check_happo_factor", fn, c, ratios, adv)
+        got = _call("check_happo_factor", fn, c, ratios, adv, where=where)
         _compare("check_happo_factor", "M = Â·Π_{j<m} r^{i_j}", got, expected, c, where)
 
     _run(_factor_inputs(), test, max_examples, seed)
@@ -886,7 +1012,7 @@ def _check_update_pass(
         return _to(c.arrays, new[:, int(agent)].copy())
 
     where = f" for order={order}, old_log_probs={old.tolist()}, new_log_probs={new.tolist()}, advantages={adv.tolist()}"
-    _call(name, fn, c, order, old, adv, update)
+    _call(name, fn, c, order, old, adv, update, where=where)
     agents = tuple(a for a, _ in calls)
     if agents != tuple(order):
         called = f"each agent updated once, in the order: violated: expected `update` calls for {order}, got {agents}"
@@ -935,7 +1061,7 @@ def check_sequential_factors(
             _check_update_pass(fn, c, order, ratios, adv, expected)
             return
         where = f" for order={order}, ratios={ratios.tolist()}, advantages={adv.tolist()}"
-        got = _call("check_sequential_factors", fn, c, order, ratios, adv)
+        got = _call("check_sequential_factors", fn, c, order, ratios, adv, where=where)
         _compare("check_sequential_factors", "row m = Â·Π_{j<m} r^{order[j]}", got, expected, c, where)
 
     _run(_sequential_inputs(), test, max_examples, seed)
