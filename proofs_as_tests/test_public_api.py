@@ -1,6 +1,7 @@
 """The public API: SPEC's names with SPEC's argument order, each documented with its
 equation, source and proving test."""
 
+import importlib.metadata
 import inspect
 import pathlib
 import re
@@ -135,6 +136,11 @@ def test_one_version_source():
     assert 'dynamic = ["version"]' in pyproject and 'path = "reference/__init__.py"' in pyproject
     assert re.fullmatch(r"\d+\.\d+\.\d+", rf.__version__)
     assert f"## {rf.__version__}" in (TEST_DIR.parent / "CHANGELOG.md").read_text()
+    # assigned once: hatch reads the first assignment, Python keeps the last (a stale second one
+    # made the installed 0.2.0 report itself as 0.1.0)
+    source = (TEST_DIR.parent / "reference" / "__init__.py").read_text()
+    assert len(re.findall(r"^__version__ = ", source, re.M)) == 1
+    assert rf.__version__ == importlib.metadata.version("reference-rl")
 
 
 def test_no_source_file_holds_control_characters():

@@ -915,3 +915,45 @@ def test_float32_code_is_told_what_to_declare():
     with pytest.raises(ConformanceError, match=r"at float32 rounding .*declare it, e.g. `Conventions\(rtol=1e-5"):
         check_gae(_gae_float32, Conventions(arrays="numpy"), max_examples=50)
     check_gae(_gae_float32, Conventions(arrays="numpy", rtol=1e-5, atol=1e-6), max_examples=examples(50))
+
+
+JAX_FREE = r"""
+import sys
+for name in ("jax", "jaxlib", "equinox", "optax", "lineax", "jaxtyping"):
+    sys.modules[name] = None  # as if not installed: importing it raises ModuleNotFoundError
+import numpy as np
+from reference.testing import ConformanceError, Conventions, check_gae
+
+def gae(r, v, d, g, lam):
+    adv, carry = np.zeros_like(r), np.zeros(r.shape[1])
+    for t in reversed(range(len(r))):
+        carry = r[t] + g * (1 - d[t]) * v[t + 1] - v[t] + g * lam * (1 - d[t]) * carry
+        adv[t] = carry
+    return adv
+
+check_gae(gae, Conventions(arrays="numpy"), max_examples=20)
+try:
+    check_gae(lambda r, v, d, g, lam: gae(r, v, 0 * d, g, lam), Conventions(arrays="numpy"), max_examples=20)
+except ConformanceError:
+    print("caught")
+import reference
+try:
+    reference.value_iteration
+except ModuleNotFoundError as e:
+    print(e)
+print(sorted(m for m, module in sys.modules.items() if module is not None and m.split(".")[0] == "jax"))
+"""
+
+
+def test_the_numpy_checks_run_without_jax():
+    """With JAX (and what needs it) not installed, `reference.testing`'s numpy checks pass a correct
+    GAE and catch a broken one; the flat API's equations say they need JAX."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", JAX_FREE], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    caught, message, jax_modules = out.stdout.strip().split("\n")
+    assert caught == "caught"
+    assert message.startswith("reference.value_iteration needs JAX, which is not installed")
+    assert jax_modules == "[]"

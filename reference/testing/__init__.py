@@ -33,8 +33,10 @@ inputs in place cannot change the counterexample reported. Hypothesis itself kee
 modules' constants in `.hypothesis/` under the working directory; set
 `HYPOTHESIS_STORAGE_DIRECTORY` to keep it elsewhere.
 
-Needs `hypothesis` (the `testing` extra: `pip install "reference-rl[testing]"`). This subpackage
-is not re-exported by `reference`, whose flat namespace holds the equations.
+Needs `hypothesis` (the `testing` extra: `pip install "reference-rl[testing]"`). The numpy and
+PyTorch checks do not need JAX: `pip install --no-deps reference-rl` plus `hypothesis` and
+`numpy` is enough for them (the install sizes are measured in `docs/conformance.md`). This
+subpackage is not re-exported by `reference`, whose flat namespace holds the equations.
 """
 
 try:

@@ -14,7 +14,6 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
-import jax
 import numpy as np
 from hypothesis import (
     HealthCheck,
@@ -299,9 +298,16 @@ def _torch() -> Any:
     return torch
 
 
+def _jax() -> Any:
+    """JAX, imported only for `arrays="jax"` (the numpy and PyTorch checks run without it)."""
+    import jax
+
+    return jax
+
+
 def _to(arrays: str, x: Any) -> Any:
     if arrays == "jax":
-        return jax.numpy.asarray(x)
+        return _jax().numpy.asarray(x)
     if arrays == "torch":
         torch = _torch()
         if isinstance(x, torch.Tensor):
@@ -357,6 +363,7 @@ def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: An
     _check_signature(name, fn, args)
     try:
         if conventions.arrays == "jax":
+            jax = _jax()
             with jax.enable_x64(True):
                 out = fn(*[jax.numpy.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
                 return _as_result(name, out)
@@ -378,6 +385,7 @@ def _call(name: str, fn: Callable[..., Any], conventions: Conventions, *args: An
 def _ratio_gradient(fn: Callable[..., Any], c: Conventions, ratio: np.ndarray, *rest: Any) -> np.ndarray:
     """d/d(ratio) of sum(fn(ratio, *rest)), by JAX's or PyTorch's automatic differentiation."""
     if c.arrays == "jax":
+        jax = _jax()
         with jax.enable_x64(True):
             rest_j = [jax.numpy.asarray(a) if isinstance(a, np.ndarray) else a for a in rest]
             return np.asarray(jax.grad(lambda r: jax.numpy.sum(fn(r, *rest_j)))(jax.numpy.asarray(ratio)))

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 from hypothesis import strategies as st
 
 import reference as rf
+
+if TYPE_CHECKING:  # JAX is imported where a strategy builds JAX arrays: the numpy checks run without it
+    import jax.numpy as jnp
 
 #: hypothesis's `draw` (its `DrawFn` protocol cannot be checked at run time by beartype)
 Draw = Callable[[st.SearchStrategy[Any]], Any]
@@ -59,6 +61,8 @@ def mdps(
     One state, one action, gamma = 0, deterministic and sparse transitions, absorbing states,
     gamma up to 0.99, state-only rewards.
     """
+    import jax.numpy as jnp
+
     S = draw(st.integers(min_states, max_states))
     A = draw(st.integers(min_actions, max_actions))
     gamma = draw(st.one_of(st.just(0.0), st.just(max_gamma), st.floats(0.0, max_gamma)))
@@ -97,6 +101,8 @@ def policies(draw: Draw, S: int, A: int, kinds: tuple = POLICY_KINDS) -> jnp.nda
     tuple of names from `POLICY_KINDS`. (A bare `tuple` annotation: beartype samples the items of a
     `tuple[str, ...]` with the `random` module, which hypothesis forbids inside strategies.)
     """
+    import jax.numpy as jnp
+
     kind = draw(st.sampled_from(kinds))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     return jnp.asarray(policy_array(rng, S, A, kind))
@@ -109,6 +115,8 @@ def policy_pairs(draw: Draw, S: int, A: int):
     π = softmax(θ), π̄ = softmax(θ + scale·N(0, 1)), scale in {0.01, 0.1, 1, 3} (both tiny and
     far-apart steps).
     """
+    import jax.numpy as jnp
+
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     scale = draw(st.sampled_from([0.01, 0.1, 1.0, 3.0]))
     theta = rng.uniform(-3, 3, size=(S, A))
@@ -131,6 +139,8 @@ def games(
     min_agents: int = 1,
 ):
     """A random cooperative game: S ≤ 3, n ≤ 3 agents, A_i ∈ [2, 3], γ ∈ [0, 0.95]."""
+    import jax.numpy as jnp
+
     S = draw(st.integers(1, max_states))
     n = draw(st.integers(min_agents, max_agents))
     sizes = tuple(draw(st.integers(2, max_actions)) for _ in range(n))
