@@ -7,6 +7,7 @@
     python examples/train_marl.py --resume --algo happo --env simple_spread   # continue a stopped run
     python examples/train_marl.py --plot --env simple_spread          # the learning curves, from saved runs
     python examples/train_marl.py --evaluate runs/simple_spread_happo.eqx   # play a checkpoint
+    python examples/train_marl.py --algorithms my_algorithms.py --algo mine   # an Algorithm you wrote
 
 On several processes (`jax.distributed`; one host or many, see docs/distributed.md):
 
@@ -26,6 +27,10 @@ carries its own configuration: `--evaluate` and `--resume` need no other flag), 
 for SMAX, 8 for the game), so
 `--total-steps` must be at least that. A NaN or infinity stops training with the iteration and the
 last good checkpoint named. Bad arguments are answered with one line and exit status 2.
+
+`--algorithms FILE.py` (or a dotted module name) adds every `training.Algorithm` the module defines
+at its top level to the built-in ones, under its `name`: `--algo` trains it, and `--evaluate` and
+`--resume` read its checkpoints (pass the same `--algorithms`).
 """
 
 import argparse
@@ -64,10 +69,44 @@ def make_env(env: str, n_agents: int) -> training.MultiAgentEnv:
     return cli.make_env("train_marl.py", env, n_agents)
 
 
-def make_config(env: str, algo: str, total_steps: int, num_envs: int) -> training.MARLConfig:
+def make_config(
+    env: str, algo: str, total_steps: int, num_envs: int, algorithms: dict[str, training.Algorithm]
+) -> training.MARLConfig:
     # Proposition 1's one-shot game: γ irrelevant (every episode is one step), short rollouts.
     num_steps = rollout_length(env)
-    return training.MARLConfig(algorithm=algo, total_steps=total_steps, num_envs=num_envs, num_steps=num_steps)
+    algorithm = algo if algo in training.ALGORITHMS else algorithms[algo]
+    return training.MARLConfig(algorithm=algorithm, total_steps=total_steps, num_envs=num_envs, num_steps=num_steps)
+
+
+def load_algorithms(source: str | None) -> dict[str, training.Algorithm]:
+    """The built-in algorithms, and those `--algorithms` (a .py file or a dotted module name) defines."""
+    if source is None:
+        return dict(training.ALGORITHMS)
+    import importlib
+    import importlib.util
+
+    try:
+        if source.endswith(".py"):
+            path = pathlib.Path(source)
+            if not path.is_file():
+                fail(f"--algorithms {source!r}: no such file.")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(source)
+    except SystemExit:
+        raise
+    except Exception as err:
+        fail(f"--algorithms {source!r} could not be imported: {type(err).__name__}: {err}")
+    found = {a.name: a for a in vars(module).values() if isinstance(a, training.Algorithm)}
+    if not found:
+        fail(f"--algorithms {source!r} defines no training.Algorithm at its top level.")
+    clash = sorted(name for name in found if name in training.ALGORITHMS and found[name] != training.ALGORITHMS[name])
+    if clash:
+        fail(f"--algorithms {source!r} redefines the built-in {', '.join(clash)}: give yours another name.")
+    return {**training.ALGORITHMS, **found}
 
 
 def save_curves(path: pathlib.Path, steps: list, returns: list, seconds: float, seeds: int) -> None:
@@ -125,7 +164,7 @@ def supervise(args: argparse.Namespace) -> NoReturn:
         if peer
         else f"the process ended with status {code}"
     )
-    algos = training.ALGORITHMS if args.algo == "all" else (args.algo,)
+    algos = args.table if args.algo == "all" else (args.algo,)
     kept = ", ".join(str(out / f"{args.env}_{a}.eqx") for a in algos if (out / f"{args.env}_{a}.eqx").exists())
     if kept:
         fail(f"{why}; details in {log}; the last checkpoint, {kept}, is complete: --resume continues from it.")
@@ -166,7 +205,7 @@ def train(args: argparse.Namespace, algo: str) -> None:
     seconds = 0.0
     if args.resume:
         header = checkpoint_or_fail(f"{stem}.eqx")
-        cfg = training.MARLConfig.from_dict(header["config"])
+        cfg = config_or_fail(header, f"{stem}.eqx", args.table)
         if header["metadata"] != meta:
             fail(f"{stem}.eqx was trained on {header['metadata']}, not {meta}.")
         trainer = training.make_train(cfg, make_env(args.env, args.n_agents))
@@ -179,7 +218,7 @@ def train(args: argparse.Namespace, algo: str) -> None:
             steps, returns = [data["steps"][keep]], [data["returns"][:, keep]]
             seconds = float(data["seconds"])
     else:
-        cfg = make_config(args.env, algo, args.total_steps, args.num_envs)
+        cfg = make_config(args.env, algo, args.total_steps, args.num_envs, args.table)
         trainer = training.make_train(cfg, make_env(args.env, args.n_agents))
         seeds = args.seeds
         state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(args.seed), seeds))
@@ -230,6 +269,16 @@ def train(args: argparse.Namespace, algo: str) -> None:
     say(f"  saved {stem}.eqx and {stem}.npz")
 
 
+def config_or_fail(header: dict, path: str, algorithms: dict[str, training.Algorithm]) -> training.MARLConfig:
+    try:
+        return training.MARLConfig.from_dict(header["config"], algorithms=algorithms)
+    except ValueError as err:
+        name = header["config"].get("algorithm")
+        if name not in algorithms:
+            fail(f"{path} was trained with the algorithm {name!r}: pass the module that defines it with --algorithms.")
+        fail(f"{path}: {err}")
+
+
 def checkpoint_or_fail(path: str) -> dict:
     try:
         return training.checkpoint_header(path)
@@ -247,9 +296,9 @@ def load_or_fail(trainer: training.Trainer, path: str) -> Any:
 def evaluate(args: argparse.Namespace) -> None:
     """Reload a checkpoint (its own configuration) and report the mean return of fresh episodes."""
     header = checkpoint_or_fail(args.evaluate)
-    cfg = training.MARLConfig.from_dict(header["config"])
+    cfg = config_or_fail(header, args.evaluate, args.table)
     meta = header["metadata"]
-    given = {"--algo": (args.algo, cfg.algorithm), "--env": (args.env, meta.get("env"))}
+    given = {"--algo": (args.algo, cfg.algorithm_name), "--env": (args.env, meta.get("env"))}
     given |= {"--seeds": (args.seeds, header["num_seeds"]), "--n-agents": (args.n_agents, meta.get("n_agents"))}
     clash = [f"{flag} {want!r} (it has {have!r})" for flag, (want, have) in given.items() if want not in (None, have)]
     if clash:
@@ -262,7 +311,7 @@ def evaluate(args: argparse.Namespace) -> None:
     keys = jax.random.split(jax.random.key(args.seed + 1), seeds)
     returns = jax.jit(jax.vmap(lambda s, k: trainer.evaluate(s.actor_params, k)))(state, keys)
     print(
-        f"{args.evaluate}: {cfg.algorithm} on {meta['env']}, {seeds} seeds: "
+        f"{args.evaluate}: {cfg.algorithm_name} on {meta['env']}, {seeds} seeds: "
         f"return {float(jnp.mean(returns)):.2f} ± {float(jnp.std(returns)):.2f} over seeds"
     )
 
@@ -277,7 +326,7 @@ def plot(args: argparse.Namespace) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     found = 0
-    for i, algo in enumerate(training.ALGORITHMS):
+    for i, algo in enumerate(args.table):
         path = out / f"{args.env}_{algo}.npz"
         if not path.exists():
             continue
@@ -321,7 +370,14 @@ def plot(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = cli.OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algo", choices=[*training.ALGORITHMS, "all"], default=None, help="default happo")
+    parser.add_argument(
+        "--algo",
+        default=None,
+        help=f"{', '.join(training.ALGORITHMS)}, all, or one --algorithms defines (default happo)",
+    )
+    parser.add_argument(
+        "--algorithms", metavar="MODULE", help="a .py file or module whose training.Algorithm objects to add"
+    )
     parser.add_argument("--env", choices=ENVS, default=None, help="default simple_spread")
     parser.add_argument("--n-agents", type=int, default=None, help="3 for simple_spread, 4 for the game")
     parser.add_argument("--total-steps", type=int, default=10_000_000, help="environment steps per seed")
@@ -351,6 +407,9 @@ def main() -> None:
     )
     if distributed and (args.evaluate or args.plot):
         parser.error("--evaluate and --plot run on one process; drop the jax.distributed flags")
+    args.table = load_algorithms(args.algorithms)
+    if args.algo is not None and args.algo not in (*args.table, "all"):
+        parser.error(f"argument --algo: invalid choice: {args.algo!r} (choose from {', '.join([*args.table, 'all'])})")
     if args.evaluate:
         evaluate(args)
         return
@@ -378,7 +437,7 @@ def main() -> None:
         plot(args)
         return
     start_distributed(args)  # before any other JAX call
-    for algo in training.ALGORITHMS if args.algo == "all" else (args.algo,):
+    for algo in args.table if args.algo == "all" else (args.algo,):
         train(args, algo)
     if is_main():
         plot(args)

@@ -458,3 +458,49 @@ def test_command_line_answers_bad_arguments_with_one_line(tmp_path):
         assert "Traceback" not in out.stderr
     played = run_cli("--evaluate", str(ckpt), cwd=tmp_path)
     assert played.returncode == 0 and "happo on parameter_sharing, 2 seeds" in played.stdout, played.stderr
+
+
+CUSTOM_ALGORITHM = '''
+import jax
+import jax.numpy as jnp
+
+from reference import training
+
+
+def pg_update(key, policy, params, opt_state, batch, factor, *, step_size):
+    loss = lambda p: -jnp.mean(factor * policy.log_prob(p, batch.observations, batch.actions))
+    grads = jax.grad(loss)(params)
+    return jax.tree.map(lambda p, g: p - step_size * g, params, grads), opt_state
+
+
+PG = training.Algorithm("pg", pg_update, hyperparameters={"step_size": 0.5})
+'''
+
+
+@pytest.mark.slow
+def test_command_line_trains_evaluates_and_resumes_an_algorithm_defined_elsewhere(tmp_path):
+    """`--algorithms FILE.py` adds the `Algorithm`s a file defines: `--algo` trains one, and its
+    checkpoint is evaluated and resumed with the same `--algorithms`; without it, `--evaluate` says
+    which flag is missing in one line; a file that defines none, or does not exist, is one line too."""
+    (tmp_path / "mine.py").write_text(CUSTOM_ALGORITHM)
+    common = ("--env", "parameter_sharing", "--num-envs", "64", "--seeds", "2", "--algo", "pg")
+    trained = run_cli("--algorithms", "mine.py", *common, "--total-steps", "512", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    ckpt = tmp_path / "runs" / "parameter_sharing_pg.eqx"
+    header = training.checkpoint_header(ckpt)
+    assert header["config"]["algorithm"] == "pg" and header["config"]["algorithm_hyperparameters"] == {"step_size": 0.5}
+    played = run_cli("--algorithms", "mine.py", "--evaluate", str(ckpt), cwd=tmp_path)
+    assert played.returncode == 0 and "pg on parameter_sharing, 2 seeds" in played.stdout, played.stderr
+    resumed = run_cli("--algorithms", "mine.py", *common, "--total-steps", "512", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "pg on parameter_sharing: resuming at iteration 1 of 2 seeds × 1 iterations" in resumed.stdout
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    for args, message in [
+        (["--evaluate", str(ckpt)], "trained with the algorithm 'pg': pass the module that defines it with --algorithms"),
+        (["--algorithms", "empty.py", "--algo", "pg"], "defines no training.Algorithm at its top level"),
+        (["--algorithms", "absent.py", "--algo", "pg"], "--algorithms 'absent.py': no such file"),
+        (["--algo", "pg"], "argument --algo: invalid choice: 'pg'"),
+    ]:
+        out = run_cli(*args, cwd=tmp_path)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and message in lines[0], (args, out.stderr)
