@@ -757,19 +757,19 @@ def test_a_function_that_changes_its_inputs_gets_the_true_counterexample(layout)
     """A function that scales its rewards in place (as stable-baselines3's buffer adds γ·V to its
     own) must not change the example the report prints: the rewards printed are the ones the
     function received on its last call (the shrunk counterexample; recorded by the function on
-    entry, time-major), not 100 times them."""
+    entry, in its layout), not 100 times them."""
     seen = []
     time_major = layout == "time_major"
 
     def td_then_scales_rewards(r, v, d, g, lam):  # wrong GAE (λ ignored), and it mutates `r`
+        seen.append(r.copy())
         R, V, D = (r, v, d) if time_major else (r.T, v.T, d.T)  # time-major views
-        seen.append(R.copy())
         adv = R + g * (1 - D) * V[1:] - V[:-1]
         r *= 100.0
         return adv if time_major else adv.T
 
     def rewards_then_scales_them(r, d, boot, g):  # wrong returns (G_t = r_t), and it mutates `r`
-        seen.append((r if time_major else r.T).copy())
+        seen.append(r.copy())
         out = r.copy()
         r *= 100.0
         return out
@@ -957,3 +957,58 @@ def test_the_numpy_checks_run_without_jax():
     assert caught == "caught"
     assert message.startswith("reference.value_iteration needs JAX, which is not installed")
     assert jax_modules == "[]"
+
+
+@pytest.mark.parametrize("layout", ["time_major", "batch_major", "single"])
+def test_counterexamples_are_shown_as_the_function_received_them(layout):
+    """The reported arrays are those the function was called with, in the declared layout (for
+    "single", one row per call), and the reported index is an index into the function's own result:
+    a GAE right everywhere but at its own first row's last entry is reported at that index."""
+    import re
+
+    seen = []
+
+    def off_at_first_row_end(r, v, d, g, lam):
+        """Right, except its entry [0, -1] (in its own layout; [-1] of each one-trajectory call)."""
+        seen.append(np.array(r, copy=True))
+        rows = (lambda x: x.T) if layout == "time_major" else (lambda x: x)  # to [B, T] and back
+        if r.ndim == 1:
+            adv = _gae_numpy_discounts(r[None], v[None], (g * (1 - d))[None], g, lam)[0]
+            if len(r) >= 2:  # one step: a transposed report would look the same
+                adv[-1] += 1.0
+            return adv
+        adv = rows(_gae_numpy_discounts(rows(r), rows(v), rows(g * (1 - d)), g, lam))
+        if r.shape[0] != r.shape[1] and min(r.shape) >= 2:  # else a transposed report could look the same
+            adv[0, -1] += 1.0
+        return adv
+
+    with pytest.raises(ConformanceError) as info:
+        check_gae(off_at_first_row_end, Conventions(arrays="numpy", layout=layout), max_examples=20)
+    message = str(info.value)
+    if layout == "single":  # the last example's calls, one per environment
+        B = message.split(" for rewards=")[1].split("]], ")[0].count("], [") + 1
+        shown = np.array(seen[-B:])
+    else:
+        shown = seen[-1]
+    assert f"rewards={shown.tolist()}" in message
+    note = {"time_major": "(time-major [T, B])", "batch_major": "(batch-major [B, T])", "single": "(one row per"}
+    assert note[layout] in message
+    found = re.search(r"violated at index \((\d+), (\d+)\)", message)
+    assert found, message
+    index = tuple(map(int, found.groups()))
+    assert index == (0, shown.shape[1] - 1), (index, shown.shape)
+
+
+def test_a_gaussian_counterexample_shows_the_scales_as_passed():
+    """Under scale="log_std" the report shows the log standard deviations the function received."""
+    seen = []
+
+    def wrong(mp, log_sp, mq, log_sq):
+        seen.append(np.array(log_sp, copy=True))
+        return np.full(mp.shape[:-1], -1.0)
+
+    with pytest.raises(ConformanceError) as info:
+        check_gaussian_kl(wrong, Conventions(arrays="numpy", scale="log_std"), max_examples=5)
+    assert f"log_std_p={seen[-1].tolist()}" in str(info.value) and "std_p=[" not in str(info.value).replace(
+        "log_std_p", ""
+    )

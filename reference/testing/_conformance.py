@@ -483,6 +483,28 @@ def _check_callable(fn: object, conventions: object, name: str) -> Conventions:
 # ------------------------------------------------------------------------------------------------
 
 
+def _shown(a: np.ndarray, c: Conventions) -> list:
+    """A time-major array `[T, B]` (or `[T + 1, B]`) as the function saw it.
+
+    Transposed to `[B, T]` for `layout="batch_major"`, and for `"single"` one row per environment
+    (each row one call).
+    """
+    return (a if c.layout == "time_major" else a.T).tolist()
+
+
+def _layout_note(c: Conventions) -> str:
+    return {
+        "time_major": " (time-major [T, B])",
+        "batch_major": " (batch-major [B, T])",
+        "single": " (one row per environment [B, T]: the function was called once per row)",
+    }[c.layout]
+
+
+def _in_layout(a: np.ndarray, c: Conventions) -> np.ndarray:
+    """A time-major result in the declared layout, so that a reported index is the function's own."""
+    return a if c.layout == "time_major" or a.ndim != 2 else a.T
+
+
 def _time_series_args(traj: Trajectory, c: Conventions) -> tuple[list[np.ndarray], list[np.ndarray], str]:
     """The per-step arrays handed to the callable (time-major), the per-environment ones, and their description.
 
@@ -504,7 +526,7 @@ def _time_series_args(traj: Trajectory, c: Conventions) -> tuple[list[np.ndarray
         arrays, names = [term], [{"done": "dones", "discount": "discounts", "episode_start": "episode_starts"}[c.flags]]
     if c.flags == "discount" and c.truncation == "bootstrap":
         names[0] = "discounts"
-    described = [f"{n}={a.tolist()}" for n, a in zip(names, arrays, strict=True)]
+    described = [f"{n}={_shown(a, c)}" for n, a in zip(names, arrays, strict=True)]
     described += [f"last_episode_starts={a.tolist()}" for a in per_env]
     return arrays, per_env, ", ".join(described)
 
@@ -574,15 +596,15 @@ def check_gae(
         expected = reference_gae(traj, c.truncation)
         per_step, per_env, names = _time_series_args(traj, c)
         where = (  # from the example as drawn, before the function sees (copies of) it
-            f" for rewards={traj.rewards.tolist()}, values={traj.values.tolist()}, {names}, "
-            f"gamma={traj.gamma!r}, lam={traj.lam!r} (time-major [T, B])"
+            f" for rewards={_shown(traj.rewards, c)}, values={_shown(traj.values, c)}, {names}, "
+            f"gamma={traj.gamma!r}, lam={traj.lam!r}{_layout_note(c)}"
         )
         arrays = [traj.rewards, traj.values, *per_step]
         got = _layout_call("check_gae", fn, c, arrays, per_env, [traj.gamma, traj.lam], len(traj.rewards), where)
         equation = "Â_t = δ_t + γλ(1 − d_t)Â_{t+1}, δ_t = r_t + γ(1 − d_t)V_{t+1} − V_t"
         if c.truncation == "bootstrap":
             equation += " (V_{t+1} = V(final state) and no carry after a truncation)"
-        _compare("check_gae", equation, got, expected, c, where)
+        _compare("check_gae", equation, _in_layout(got, c), _in_layout(expected, c), c, where)
 
     _run(trajectories(truncations=True), test, max_examples, seed)
 
@@ -613,12 +635,13 @@ def check_discounted_returns(
         T = len(traj.rewards)
         boot = traj.values[T]
         where = (  # from the example as drawn, before the function sees (copies of) it
-            f" for rewards={traj.rewards.tolist()}, {names}, bootstrap_value={boot.tolist()}, "
-            f"gamma={traj.gamma!r} (time-major [T, B])"
+            f" for rewards={_shown(traj.rewards, c)}, {names}, bootstrap_value={boot.tolist()}, "
+            f"gamma={traj.gamma!r}{_layout_note(c)}"
         )
         arrays = [traj.rewards, *per_step]
         got = _layout_call("check_discounted_returns", fn, c, arrays, [*per_env, boot], [traj.gamma], T, where)
-        _compare("check_discounted_returns", "G_t = r_t + γ(1 − d_t)G_{t+1}, G_T = V(s_T)", got, expected, c, where)
+        equation = "G_t = r_t + γ(1 − d_t)G_{t+1}, G_T = V(s_T)"
+        _compare("check_discounted_returns", equation, _in_layout(got, c), _in_layout(expected, c), c, where)
 
     _run(trajectories(truncations=True), test, max_examples, seed)
 
@@ -852,7 +875,13 @@ def check_gaussian_kl(
             columns = [reference_gaussian_kl(*(x[:, d : d + 1] for x in (*first, *second))) for d in range(mp.shape[1])]
             expected = np.stack(columns, axis=-1)
         tr = np.log if c.scale == "log_std" else (lambda s: s)
-        where = f" for mean_p={mp.tolist()}, std_p={sp.tolist()}, mean_q={mq.tolist()}, std_q={sq.tolist()}"
+        if c.scale == "log_std":  # the scales as the function received them
+            where = (
+                f" for mean_p={mp.tolist()}, log_std_p={np.log(sp).tolist()}, mean_q={mq.tolist()}, "
+                f"log_std_q={np.log(sq).tolist()}"
+            )
+        else:
+            where = f" for mean_p={mp.tolist()}, std_p={sp.tolist()}, mean_q={mq.tolist()}, std_q={sq.tolist()}"
         got = _call("check_gaussian_kl", fn, c, mp, tr(sp), mq, tr(sq), where=where)
         if c.kl_dimensions == "summed" and got.shape == mp.shape != expected.shape:
             raise UsageError(
