@@ -180,6 +180,59 @@ def torchrl_gae(vectorised: bool):
     return gae
 
 
+def _torchrl_ppo(log_ratio, advantage, clip_epsilon):
+    """`ClipPPOLoss` (no critic, no entropy bonus) on a two-action categorical actor built so that the
+    taken action's log-probability is `log_ratio` + the stored `action_log_prob`: its probability
+    is r·q with q = 1/(2·max r), so that it stays below 1."""
+    import torch
+    from tensordict import TensorDict  # pyright: ignore[reportMissingImports]
+    from tensordict.nn import (  # pyright: ignore[reportMissingImports]
+        ProbabilisticTensorDictModule,
+        ProbabilisticTensorDictSequential,
+        TensorDictModule,
+    )
+    from torchrl.objectives import ClipPPOLoss  # pyright: ignore[reportMissingImports]
+
+    N = len(advantage)
+    q = 0.5 * torch.exp(-log_ratio.detach().max())
+    actor = ProbabilisticTensorDictSequential(
+        [
+            TensorDictModule(
+                lambda p: torch.stack([torch.log(p), torch.log1p(-p)], -1), in_keys=["probability"], out_keys=["logits"]
+            ),
+            ProbabilisticTensorDictModule(
+                in_keys=["logits"],
+                out_keys=["action"],
+                distribution_class=torch.distributions.Categorical,
+                return_log_prob=True,
+            ),
+        ]
+    )
+    loss = ClipPPOLoss(actor, critic_network=None, clip_epsilon=clip_epsilon, entropy_bonus=False)
+    data = TensorDict(
+        {
+            "probability": torch.exp(log_ratio) * q,
+            "action": torch.zeros(N, dtype=torch.long),
+            "action_log_prob": torch.log(q).expand(N).clone(),
+            "advantage": advantage[:, None],
+        },
+        batch_size=[N],
+    )
+    return loss(data)
+
+
+def torchrl_ppo_loss(r, a, e):
+    """TorchRL's `ClipPPOLoss` `loss_objective` (its defaults: mean reduction, no normalisation)."""
+    return _torchrl_ppo(_torch().log(r), a, float(e))["loss_objective"]
+
+
+def torchrl_kl_approx(log_prob, old_log_prob):
+    """The `kl_approx` that `ClipPPOLoss` logs, from the same loss (the batch mean)."""
+    torch = _torch()
+    log_ratio = log_prob - old_log_prob
+    return _torchrl_ppo(log_ratio, torch.zeros_like(log_ratio), 0.2)["kl_approx"].detach()
+
+
 # ------------------------------------------------------------------------------------------------
 # Tianshou
 # ------------------------------------------------------------------------------------------------

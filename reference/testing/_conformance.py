@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from hypothesis import (
     HealthCheck,
+    Phase,
     currently_in_test_context,
     given,
     seed as hypothesis_seed,
@@ -460,6 +461,9 @@ def _run(strategy: st.SearchStrategy[Any], test: Callable[[Any], None], max_exam
         database=None,
         report_multiple_bugs=False,  # one ConformanceError, the simplest, not an exception group
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        # no `explain` phase: after shrinking it calls the function ~100 more times to print which
+        # source lines only failing examples ran, which the ConformanceError's message replaces
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     )
     @given(strategy)
     def prop(x: Any) -> None:
