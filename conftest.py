@@ -35,8 +35,33 @@ if os.environ.get("HYPOTHESIS_PROFILE", "dev") == "dev":
     quick = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {quick}".strip()
 
+import shutil
+import tempfile
+
 import jax
 import pytest
+
+# One compilation per program for the whole run: JAX's persistent compilation cache, in a directory
+# made for this run and removed at its end (nothing is kept between runs, so a run's time does not
+# depend on the ones before it). The two processes of `pytest -n 2` share it (they compile many of
+# the same programs), and a program compiled again after its release below is read back instead
+# (measured: the quick profile 6 min 8 s -> 5 min 5 s on 2 cores). The cached code is the code XLA
+# compiled; nothing about what runs changes. A cache directory the user configured is kept.
+CACHE_VARIABLE = "REFERENCE_PROOFS_XLA_CACHE"  # set by the first process, inherited by pytest-xdist's workers
+OWN_CACHE = CACHE_VARIABLE not in os.environ and not os.environ.get("JAX_COMPILATION_CACHE_DIR")
+if OWN_CACHE:
+    os.environ[CACHE_VARIABLE] = tempfile.mkdtemp(prefix="reference-proofs-xla-")
+if os.environ.get(CACHE_VARIABLE) and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    jax.config.update("jax_compilation_cache_dir", os.environ[CACHE_VARIABLE])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # every program, not only slow ones
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # and however small
+
+
+def pytest_unconfigure(config):
+    """Remove the run's compilation cache (in the process that made it)."""
+    if OWN_CACHE:
+        shutil.rmtree(os.environ.pop(CACHE_VARIABLE), ignore_errors=True)
+
 
 try:  # in the test extra; absent where only the wheel's doctests run
     from threadpoolctl import threadpool_limits
