@@ -460,7 +460,7 @@ def test_command_line_answers_bad_arguments_with_one_line(tmp_path):
     assert played.returncode == 0 and "happo on parameter_sharing, 2 seeds" in played.stdout, played.stderr
 
 
-CUSTOM_ALGORITHM = '''
+CUSTOM_ALGORITHM = """
 import jax
 import jax.numpy as jnp
 
@@ -474,7 +474,7 @@ def pg_update(key, policy, params, opt_state, batch, factor, *, step_size):
 
 
 PG = training.Algorithm("pg", pg_update, hyperparameters={"step_size": 0.5})
-'''
+"""
 
 
 @pytest.mark.slow
@@ -496,7 +496,10 @@ def test_command_line_trains_evaluates_and_resumes_an_algorithm_defined_elsewher
     assert "pg on parameter_sharing: resuming at iteration 1 of 2 seeds × 1 iterations" in resumed.stdout
     (tmp_path / "empty.py").write_text("x = 1\n")
     for args, message in [
-        (["--evaluate", str(ckpt)], "trained with the algorithm 'pg': pass the module that defines it with --algorithms"),
+        (
+            ["--evaluate", str(ckpt)],
+            "trained with the algorithm 'pg': pass the module that defines it with --algorithms",
+        ),
         (["--algorithms", "empty.py", "--algo", "pg"], "defines no training.Algorithm at its top level"),
         (["--algorithms", "absent.py", "--algo", "pg"], "--algorithms 'absent.py': no such file"),
         (["--algo", "pg"], "argument --algo: invalid choice: 'pg'"),
