@@ -461,7 +461,17 @@ ROWS += [
 ]
 
 SB3, TORCHRL, TIANSHOU = _installed("stable-baselines3"), _installed("torchrl"), _installed("tianshou")
-FLOAT32 = Conventions(rtol=1e-5, atol=1e-6)  # the tolerance for float32 arithmetic (see `Conventions`)
+
+
+def float32(**fields: Any) -> Conventions:
+    """`Conventions(**fields)` with the tolerance for float32 arithmetic (see `Conventions`): rtol 1e-5."""
+    return Conventions(**fields, rtol=1e-5, atol=1e-6)
+
+
+# conventions several rows share: TorchRL's two GAEs; a PyTorch PPO mean loss that standardises the
+# advantages with the sample std (stable-baselines3's and Tianshou's, the latter also with a dual clip)
+TORCHRL_GAE = float32(arrays="torch", layout="batch_major", truncation="bootstrap", flag_dtype="bool")
+TORCH_PPO_LOSS = {"arrays": "torch", "sign": "loss", "reduction": "mean", "advantages": "normalised_sample_std"}
 
 ROWS += [
     (
@@ -470,7 +480,7 @@ ROWS += [
         SB3,
         check_gae,
         lambda: libraries.sb3_gae,
-        Conventions(arrays="numpy", flags="episode_start", rtol=FLOAT32.rtol, atol=FLOAT32.atol),
+        float32(arrays="numpy", flags="episode_start"),
         'numpy, time-major, `episode_starts` flags (`flags="episode_start"`), float32 buffer (rtol 1e-5)',
     ),
     (
@@ -479,7 +489,7 @@ ROWS += [
         SB3,
         check_gae,
         lambda: libraries.sb3_gae_time_limits,
-        Conventions(arrays="numpy", truncation="bootstrap", rtol=FLOAT32.rtol, atol=FLOAT32.atol),
+        float32(arrays="numpy", truncation="bootstrap"),
         "truncations bootstrapped by the reward (that line of `collect_rollouts` in the adapter), then the buffer",
     ),
     (
@@ -488,14 +498,7 @@ ROWS += [
         SB3,
         check_ppo_clip,
         lambda: libraries.sb3_ppo_loss,
-        Conventions(
-            arrays="torch",
-            sign="loss",
-            reduction="mean",
-            advantages="normalised_sample_std",
-            rtol=FLOAT32.rtol,
-            atol=FLOAT32.atol,
-        ),
+        float32(**TORCH_PPO_LOSS),
         "PyTorch, mean loss, `normalize_advantage=True` (sample std), float32 buffer (rtol 1e-5)",
     ),
     (
@@ -504,7 +507,7 @@ ROWS += [
         SB3,
         check_sampled_kl,
         lambda: libraries.sb3_approx_kl,
-        Conventions(arrays="torch", kl_estimator="k3", reduction="mean", rtol=FLOAT32.rtol, atol=FLOAT32.atol),
+        float32(arrays="torch", kl_estimator="k3", reduction="mean"),
         "k3 = (r − 1) − log r, the batch mean; float32 buffer (rtol 1e-5)",
     ),
     (
@@ -531,14 +534,7 @@ ROWS += [
         TORCHRL,
         check_gae,
         lambda: libraries.torchrl_gae(vectorised=False),
-        Conventions(
-            arrays="torch",
-            layout="batch_major",
-            truncation="bootstrap",
-            flag_dtype="bool",
-            rtol=FLOAT32.rtol,
-            atol=FLOAT32.atol,
-        ),
+        TORCHRL_GAE,
         "PyTorch, `[B, T, 1]`, `done`/`terminated` booleans, `next_state_value` = V(final state) at a "
         "truncation; γ and λ become float32 tensors (rtol 1e-5)",
     ),
@@ -548,14 +544,7 @@ ROWS += [
         TORCHRL,
         check_gae,
         lambda: libraries.torchrl_gae(vectorised=True),
-        Conventions(
-            arrays="torch",
-            layout="batch_major",
-            truncation="bootstrap",
-            flag_dtype="bool",
-            rtol=FLOAT32.rtol,
-            atol=FLOAT32.atol,
-        ),
+        TORCHRL_GAE,
         "as the row above",
     ),
     (
@@ -564,7 +553,7 @@ ROWS += [
         TORCHRL,
         check_ppo_clip,
         lambda: libraries.torchrl_ppo_loss,
-        Conventions(arrays="torch", sign="loss", reduction="mean", rtol=FLOAT32.rtol, atol=FLOAT32.atol),
+        float32(arrays="torch", sign="loss", reduction="mean"),
         "PyTorch, mean loss (its defaults: no advantage normalisation; no critic or entropy term here); "
         "its clip bounds log(1 ± ε) are float32 (rtol 1e-5)",
     ),
@@ -592,14 +581,7 @@ ROWS += [
         TIANSHOU,
         check_ppo_clip,
         lambda: libraries.tianshou_ppo_loss(dual_clip=None, normalise=True),
-        Conventions(
-            arrays="torch",
-            sign="loss",
-            reduction="mean",
-            advantages="normalised_sample_std",
-            rtol=FLOAT32.rtol,
-            atol=FLOAT32.atol,
-        ),
+        float32(**TORCH_PPO_LOSS),
         "PyTorch, mean loss, `advantage_normalization=True` (sample std); ratios cast to float32 (rtol 1e-5)",
     ),
     (
@@ -608,15 +590,7 @@ ROWS += [
         TIANSHOU,
         check_ppo_clip,
         lambda: libraries.tianshou_ppo_loss(dual_clip=3.0, normalise=True),
-        Conventions(
-            arrays="torch",
-            sign="loss",
-            reduction="mean",
-            advantages="normalised_sample_std",
-            dual_clip=3.0,
-            rtol=FLOAT32.rtol,
-            atol=FLOAT32.atol,
-        ),
+        float32(**TORCH_PPO_LOSS, dual_clip=3.0),
         "as the row above, with the dual clip max(·, 3A) where A < 0 (`dual_clip=3.0`)",
     ),
     (

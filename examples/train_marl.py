@@ -85,19 +85,16 @@ def load_algorithms(source: str | None) -> dict[str, training.Algorithm]:
     import importlib
     import importlib.util
 
+    if source.endswith(".py") and not pathlib.Path(source).is_file():
+        fail(f"--algorithms {source!r}: no such file.")
     try:
         if source.endswith(".py"):
-            path = pathlib.Path(source)
-            if not path.is_file():
-                fail(f"--algorithms {source!r}: no such file.")
-            spec = importlib.util.spec_from_file_location(path.stem, path)
+            spec = importlib.util.spec_from_file_location(pathlib.Path(source).stem, source)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         else:
             module = importlib.import_module(source)
-    except SystemExit:
-        raise
     except Exception as err:
         fail(f"--algorithms {source!r} could not be imported: {type(err).__name__}: {err}")
     found = {a.name: a for a in vars(module).values() if isinstance(a, training.Algorithm)}
