@@ -1012,3 +1012,49 @@ def test_a_gaussian_counterexample_shows_the_scales_as_passed():
     assert f"log_std_p={seen[-1].tolist()}" in str(info.value) and "std_p=[" not in str(info.value).replace(
         "log_std_p", ""
     )
+
+
+LEAVES_NO_FILES = r"""
+import numpy as np
+from hypothesis import configuration
+from reference.testing import ConformanceError, Conventions, check_gae
+from mygae import gae  # a module of the caller's own: hypothesis reads its constants
+
+check_gae(gae, Conventions(arrays="numpy"), max_examples=20)
+try:
+    check_gae(lambda r, v, d, g, lam: gae(r, v, 0 * d, g, lam), Conventions(arrays="numpy"), max_examples=20)
+except ConformanceError:
+    print("caught")
+print(configuration.storage_directory("x").home_directory)  # the caller's own storage, set back
+"""
+
+MY_GAE = r"""
+import numpy as np
+
+def gae(r, v, d, g, lam):
+    adv, carry = np.zeros_like(r), np.zeros(r.shape[1])
+    for t in reversed(range(len(r))):
+        carry = r[t] + g * (1 - d[t]) * v[t + 1] - v[t] + g * lam * (1 - d[t]) * carry
+        adv[t] = carry * 1.0
+    return adv
+"""
+
+
+def test_a_check_leaves_no_files_in_the_working_directory(tmp_path):
+    """A passing and a failing check run from a directory holding the caller's own module leave
+    nothing there (hypothesis caches such modules' constants in `.hypothesis/` by default), and
+    hypothesis's storage is set back to the caller's afterwards."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "mygae.py").write_text(MY_GAE)
+    env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_STORAGE_DIRECTORY"}
+    out = subprocess.run(
+        [sys.executable, "-c", LEAVES_NO_FILES], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    caught, home = out.stdout.strip().split("\n")
+    assert caught == "caught"
+    assert home == str(tmp_path / ".hypothesis")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "__pycache__") == ["mygae.py"]

@@ -29,9 +29,10 @@ choice to hypothesis (its `--hypothesis-seed` option, or its own randomness).
 Call a check from a plain test, parametrised with `pytest.mark.parametrize` where it must vary, not
 inside a hypothesis `@given` test (hypothesis refuses a `@given` within a `@given`; the check
 says so). The function under test receives copies of the drawn arrays, so one that changes its
-inputs in place cannot change the counterexample reported. Hypothesis itself keeps a cache of your
-modules' constants in `.hypothesis/` under the working directory; set
-`HYPOTHESIS_STORAGE_DIRECTORY` to keep it elsewhere.
+inputs in place cannot change the counterexample reported. A check leaves no files behind: the
+cache hypothesis keeps of your modules' constants (by default in `.hypothesis/` under the working
+directory) goes to a temporary directory for the check's duration, or where
+`HYPOTHESIS_STORAGE_DIRECTORY` says if you set it.
 
 Needs `hypothesis` (the `testing` extra: `pip install "reference-rl[testing]"`). The numpy and
 PyTorch checks do not need JAX: `pip install --no-deps reference-rl` plus `hypothesis` and

@@ -9,9 +9,12 @@ check raises `ConformanceError` naming the equation violated, the index, both va
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -469,7 +472,33 @@ def _run(strategy: st.SearchStrategy[Any], test: Callable[[Any], None], max_exam
     def prop(x: Any) -> None:
         test(x)
 
-    (prop if seed is None else hypothesis_seed(seed)(prop))()
+    with _hypothesis_files_elsewhere():
+        (prop if seed is None else hypothesis_seed(seed)(prop))()
+
+
+@contextlib.contextmanager
+def _hypothesis_files_elsewhere() -> Iterator[None]:
+    """Keep the files hypothesis writes during a check out of the working directory.
+
+    Hypothesis (>= 6.131) caches the constants it reads from the caller's own modules in
+    `.hypothesis/constants/` under the working directory (the database is off already). For the
+    check's duration its storage points at a temporary directory, removed afterwards, and is then
+    set back to what it was, so the user's own hypothesis tests keep theirs. A directory the user
+    chose with `HYPOTHESIS_STORAGE_DIRECTORY` is used as they asked.
+    """
+    from hypothesis import configuration
+
+    set_home = getattr(configuration, "set_hypothesis_home_dir", None)
+    if set_home is None or os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
+    with tempfile.TemporaryDirectory(prefix="reference-testing-hypothesis-") as where:
+        set_home(where)
+        try:
+            yield
+        finally:
+            set_home(previous)
 
 
 def _check_callable(fn: object, conventions: object, name: str) -> Conventions:
