@@ -611,7 +611,8 @@ def test_an_algorithm_carries_its_own_hyperparameters():
     `from_dict` given the algorithm; a name that is not a keyword-only parameter of the update, or
     that is a `MARLConfig` field, is refused with the name; `from_dict` refuses an algorithm it is
     not given, and reads a configuration written before truncations were told apart as
-    `"as_termination"` and its `clip_epsilon`, `kl_threshold` as `epsilon`, `delta`."""
+    `"as_termination"` and its `clip_epsilon`, `kl_threshold`, `normalize_advantages` as `epsilon`,
+    `delta`, `normalise_advantages`."""
     seen = {}
 
     def update(key, policy, params, opt_state, batch, factor, *, epsilon, scale=1.0, shift=0.0):
@@ -636,6 +637,8 @@ def test_an_algorithm_carries_its_own_hyperparameters():
     assert training.MARLConfig.from_dict(old).truncation == "as_termination"
     old = {k: v for k, v in old.items() if k not in ("epsilon", "delta")} | {"clip_epsilon": 0.3, "kl_threshold": 0.02}
     assert (training.MARLConfig.from_dict(old).epsilon, training.MARLConfig.from_dict(old).delta) == (0.3, 0.02)
+    old = {k: v for k, v in old.items() if k != "normalise_advantages"} | {"normalize_advantages": False}
+    assert training.MARLConfig.from_dict(old).normalise_advantages is False
     assert training.MARLConfig(algorithm="hatrpo").truncation == "bootstrap"
     # the library's own check (or, where the type checker of the proofs runs first, the hint's)
     with pytest.raises((ValueError, TypeError), match=r"truncation"):

@@ -134,11 +134,11 @@ def test_the_agents_order_is_drawn_anew_every_iteration():
 
 
 @standard_promotion
-@pytest.mark.parametrize("normalize", [True, False])
-def test_the_first_agent_is_handed_the_standardised_advantages(normalize):
+@pytest.mark.parametrize("normalise", [True, False])
+def test_the_first_agent_is_handed_the_standardised_advantages(normalise):
     """The factor of the first agent in the order is the advantage estimate Â_t = r_t − V(s_t)
     of the one-shot game (every step ends the episode), standardised over the batch,
-    (Â − mean Â)/(std Â + 1e-8) with the population std, when `normalize_advantages` (else Â
+    (Â − mean Â)/(std Â + 1e-8) with the population std, when `normalise_advantages` (else Â
     itself). r_t is recomputed here from the game's rule (1 if all agents chose action 1 or all
     chose action 0 … as `parameter_sharing_game` defines it, via its reward table) on the joint
     actions the agents were handed, and V from the critic's parameters before the iteration."""
@@ -151,7 +151,7 @@ def test_the_first_agent_is_handed_the_standardised_advantages(normalize):
         total_steps=32 * 4,
         num_envs=32,
         num_steps=4,
-        normalize_advantages=normalize,
+        normalise_advantages=normalise,
     )
     trainer = training.make_train(cfg, env)
     state = trainer.init(jax.random.key(3))
@@ -166,7 +166,7 @@ def test_the_first_agent_is_handed_the_standardised_advantages(normalize):
     joint_obs = jnp.asarray(np.stack([by_agent[i]["obs"] for i in range(n)], 1))
     v = np.asarray(trainer.value_fn(state.critic_params, joint_obs))
     advantages = rewards - v
-    if normalize:
+    if normalise:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     np.testing.assert_allclose(first["factor"], advantages, rtol=1e-5, atol=1e-6)
 

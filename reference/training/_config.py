@@ -74,7 +74,7 @@ class MARLConfig:
     backtrack_ratio: float = 0.8
     max_backtracks: int = 10
     accept_ratio: float = 0.5
-    normalize_advantages: bool = True
+    normalise_advantages: bool = True
     log_std_init: float = -0.5
     truncation: Literal["bootstrap", "as_termination"] = "bootstrap"
 
@@ -152,7 +152,8 @@ class MARLConfig:
         `algorithms` maps names to `Algorithm`s (default `ALGORITHMS`); pass your own entries to
         read back a configuration of an algorithm you defined (`{**ALGORITHMS, "mine": mine}`).
         The recorded hyper-parameters of the algorithm replace its defaults. An older record is
-        upgraded (`upgrade`): `clip_epsilon` and `kl_threshold` are read as `epsilon` and `delta`,
+        upgraded (`upgrade`): `clip_epsilon`, `kl_threshold` and `normalize_advantages` are read as
+        `epsilon`, `delta` and `normalise_advantages`,
         and a record without `truncation` (written before truncations were told apart) trained
         with `"as_termination"`, and is read so.
 
@@ -187,7 +188,7 @@ class MARLConfig:
         return cls(**values)
 
 
-RENAMED = {"clip_epsilon": "epsilon", "kl_threshold": "delta"}
+RENAMED = {"clip_epsilon": "epsilon", "kl_threshold": "delta", "normalize_advantages": "normalise_advantages"}
 """Fields of `MARLConfig` renamed since checkpoints began recording it: old name → new name."""
 
 

@@ -218,7 +218,7 @@ class Trainer:
         flat = lambda x: x.reshape(B, *x.shape[2:])
         columns = (traj.obs, traj.actions, traj.log_probs, advantages, targets)
         obs, acts, old_lp, advantages, targets = map(flat, columns)
-        if cfg.normalize_advantages:
+        if cfg.normalise_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         k_critic, k_actor = jax.random.split(k_update)
         critic, critic_state = self._update_critic(k_critic, state.critic_params, state.critic_opt_state, obs, targets)
@@ -386,7 +386,7 @@ def make_train(config: MARLConfig, env: MultiAgentEnv) -> Trainer:
     continuous (`DiagonalGaussian` actors: an MLP's mean and a state-independent log-std); with
     one bool per agent in `env.continuous_actions`, each agent gets its own kind.
     Advantages are standardised over the batch (the authors' code) unless
-    `normalize_advantages=False`.
+    `normalise_advantages=False`.
 
     It returns the final `TrainState` and per-iteration `Metrics`. `jax.jit(jax.vmap(train))(keys)`
     trains several seeds in one call. With several devices the environment batch is sharded
