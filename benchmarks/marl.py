@@ -157,11 +157,7 @@ def env_table(title: str, env: training.MultiAgentEnv, num_steps: int, iteration
 
 def mabrax(scenario: str = "halfcheetah_6x1") -> None:
     """Throughput on JaxMARL's multi-agent MuJoCo (needs the `mabrax` extra)."""
-    import mujoco  # MuJoCo's warnings to the console, not to MUJOCO_LOG.TXT in the working directory
-
-    log = mujoco.MjLogConfig.get()  # pyright: ignore[reportAttributeAccessIssue]  (not in its stubs)
-    log.logto_file = False
-    log.set()
+    training.mujoco_warnings_to_console()
     env = training.mabrax_env(scenario, 1000)
     title = f"MABrax {scenario} ({env.num_agents} agents, continuous)"
     env_table(title, env, 100, 2, "The authors do not report throughput for multi-agent MuJoCo.")

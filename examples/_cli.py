@@ -30,18 +30,6 @@ def first_line(err: BaseException) -> str:
     return (text.splitlines() or [type(err).__name__])[0]
 
 
-def mujoco_log_off_disk() -> None:
-    """MuJoCo (under MABrax) appends its warnings to `MUJOCO_LOG.TXT` in the working directory;
-    send them to the console only. A no-op where MuJoCo is not installed."""
-    try:
-        import mujoco
-    except ImportError:
-        return
-    config = mujoco.MjLogConfig.get()  # pyright: ignore[reportAttributeAccessIssue]  (not in its stubs)
-    config.logto_file = False
-    config.set()
-
-
 def is_mabrax(env: str) -> bool:
     """Whether `env` (a name in `training.ENVIRONMENTS`) is a multi-agent MuJoCo task (the `mabrax` extra)."""
     return env not in ("simple_spread", "parameter_sharing") and not env.startswith("smax_")
@@ -60,7 +48,7 @@ def make_env(prog: str, env: str, n_agents: int) -> MultiAgentEnv:
     from reference import training
 
     if is_mabrax(env):
-        mujoco_log_off_disk()
+        training.mujoco_warnings_to_console()
     try:
         return training.make_env(env, n_agents)
     except ImportError as err:

@@ -497,11 +497,7 @@ def test_mabrax_halfcheetah_is_six_continuous_agents_that_train():
     observation the environment returns, and the unpadded part is the environment's own); one
     HAPPO iteration runs and gives finite parameters."""
     pytest.importorskip("brax")
-    import mujoco  # its warnings to the console, not to MUJOCO_LOG.TXT in the working directory
-
-    log = mujoco.MjLogConfig.get()  # pyright: ignore[reportAttributeAccessIssue]  (not in its stubs)
-    log.logto_file = False
-    log.set()
+    training.mujoco_warnings_to_console()
     env = training.mabrax_env("halfcheetah_6x1", episode_length=1000)
     assert (env.num_agents, env.obs_size, env.action_sizes, env.continuous_actions) == (6, 9, (1,) * 6, True)
     raw, _ = env.env.reset(jax.random.key(0))
@@ -517,6 +513,33 @@ def test_mabrax_halfcheetah_is_six_continuous_agents_that_train():
     assert int(metrics.steps[-1]) == 80
 
 
+_MUJOCO_WARNS = """
+import sys, mujoco
+if sys.argv[1] == "to_console":
+    from reference import training
+    assert training.mujoco_warnings_to_console()
+model = mujoco.MjModel.from_xml_string("<mujoco><worldbody><body><joint/><geom size='1'/></body></worldbody></mujoco>")
+data = mujoco.MjData(model)
+data.qpos[0] = float("nan")  # MuJoCo warns: "Nan, Inf or huge value in QPOS"
+mujoco.mj_step(model, data)
+assert data.warning[mujoco.mjtWarning.mjWARN_BADQPOS].number == 1
+"""
+
+
+@pytest.mark.parametrize("where", ["default", "to_console"])
+def test_mujoco_warnings_stay_out_of_the_working_directory(tmp_path, where):
+    """A MuJoCo warning writes `MUJOCO_LOG.TXT` in the working directory by default (shown, so the
+    proof can fail) and nothing after `mujoco_warnings_to_console()`."""
+    pytest.importorskip("mujoco")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _MUJOCO_WARNS, where], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "QPOS" in out.stdout + out.stderr  # the warning itself still reaches the console
+    assert (tmp_path / "MUJOCO_LOG.TXT").exists() == (where == "default")
+
+
 _ENDS_SCRIPT = """
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
@@ -524,11 +547,7 @@ from reference import training
 
 name = sys.argv[1]
 if name == "hopper_3x1":
-    import mujoco  # its warnings to the console, not to MUJOCO_LOG.TXT in the working directory
-
-    log = mujoco.MjLogConfig.get()
-    log.logto_file = False
-    log.set()
+    training.mujoco_warnings_to_console()
     env, limit = training.mabrax_env(name, episode_length=20), 20
 elif name == "smax_2s3z":
     env, limit = training.smax_env("2s3z"), 100

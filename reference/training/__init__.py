@@ -39,6 +39,7 @@ from ._envs import (
     cooperative_game_env as cooperative_game_env,
     mabrax_env as mabrax_env,
     make_env as make_env,
+    mujoco_warnings_to_console as mujoco_warnings_to_console,
     simple_spread_env as simple_spread_env,
     smax_env as smax_env,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "make_env",
     "make_train",
     "minibatch_epochs",
+    "mujoco_warnings_to_console",
     "ppo_agent_update",
     "sequential_update",
     "simple_spread_env",

@@ -221,6 +221,32 @@ def simple_spread_env(num_agents: int = 3, episode_length: int = 25) -> JaxMARLE
     return _wrap_jaxmarl(env, "time_limit")
 
 
+def mujoco_warnings_to_console() -> bool:
+    """Send MuJoCo's warnings to the console only, not to `MUJOCO_LOG.TXT` in the working directory.
+
+    MuJoCo (under MABrax) appends every warning it prints to a `MUJOCO_LOG.TXT` file in the
+    directory the program runs in. This sets MuJoCo's own log setting, which is global to the
+    process, so `mabrax_env` does not call it: call it once, as the example scripts, benchmarks
+    and proofs do. Returns whether MuJoCo is installed (False: nothing to set).
+
+    **Examples:**
+
+    ```pycon
+    >>> from reference import training
+    >>> on = training.mujoco_warnings_to_console()  # True where the `mabrax` extra is installed
+
+    ```
+    """
+    try:
+        import mujoco
+    except ImportError:
+        return False
+    config = mujoco.MjLogConfig.get()  # pyright: ignore[reportAttributeAccessIssue]  (not in its stubs)
+    config.logto_file = False
+    config.set()
+    return True
+
+
 def mabrax_env(scenario: str = "halfcheetah_6x1", episode_length: int = 1000) -> JaxMARLEnv:
     r"""Multi-agent MuJoCo on brax (JaxMARL's MABrax): each agent drives some of a robot's joints.
 
