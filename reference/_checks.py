@@ -258,6 +258,16 @@ def check_positive_scalar(value: ArrayLike, name: str, where: str, meaning: str)
     )
 
 
+def check_epsilon(epsilon: ArrayLike, where: str) -> Array:
+    """PPO's clip width ε: a finite scalar > 0."""
+    return check_positive_scalar(epsilon, "epsilon", where, "the clip width")
+
+
+def check_delta(delta: ArrayLike, where: str) -> Array:
+    """The trust region's KL radius δ: a finite scalar > 0."""
+    return check_positive_scalar(delta, "delta", where, "the KL radius")
+
+
 def check_nonnegative_scalar(value: ArrayLike, name: str, where: str) -> Array:
     """Refuse a scalar that is not finite and >= 0."""
     v = check_scalar(value, name, where)

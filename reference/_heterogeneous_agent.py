@@ -22,6 +22,8 @@ from jaxtyping import PRNGKeyArray, jaxtyped
 
 from ._checks import (
     as_float_array,
+    check_delta,
+    check_epsilon,
     check_finite,
     check_full_support,
     check_positive_int,
@@ -30,15 +32,15 @@ from ._checks import (
 )
 from ._markov_game import (
     CooperativeGame,
-    _as_mdp_unchecked,
-    _contract,
-    _joint,
+    as_mdp_unchecked,
     check_policies,
+    contract_agents,
+    joint_policy_unchecked,
 )
-from ._ppo import _check_epsilon, check_ratio, ppo_clip_objective
+from ._ppo import check_ratio, ppo_clip_objective
 from ._sequential import AgentBatch, Categorical, Policy, minibatch_epochs, policies_alike, sequential_update
-from ._trpo import _check_delta, _gauss_newton_fisher_vector_product, _trpo_update
-from ._trust_region import _exact_step, _penalty_from_advantages
+from ._trpo import gauss_newton_fisher_vector_product, trpo_update_with_product
+from ._trust_region import exact_step_unchecked, penalty_from_advantages
 from ._types import Array, ArrayLike, Float, Int, Params, ScalarLike
 from ._values import advantages, discounted_visitation
 
@@ -105,20 +107,20 @@ def _algorithm_1(key: Array, game: CooperativeGame, pis: tuple[Array, ...], num_
     S = game.P.shape[0]
 
     def iteration(old: tuple[Array, ...], k: Array) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
-        mdp = _as_mdp_unchecked(game)
-        joint = _joint(old).reshape(S, -1)
+        mdp = as_mdp_unchecked(game)
+        joint = joint_policy_unchecked(old).reshape(S, -1)
         A = advantages(mdp, joint).reshape(game.R.shape)
         Q = A  # the local advantages only need Q up to a per-state constant
-        C = _penalty_from_advantages(game.gamma, A)
+        C = penalty_from_advantages(game.gamma, A)
         rho = discounted_visitation(mdp, joint)
         order = jax.random.permutation(k, n)
 
         def branch(agent: int) -> Callable[[tuple[Array, ...], Array], tuple[Array, ...]]:
             def update(new: tuple[Array, ...], done: Array) -> tuple[Array, ...]:
                 weights = {i: jnp.where(done[i], new[i], old[i]) for i in range(n) if i != agent}
-                q = _contract(Q, weights, (agent,))
+                q = contract_agents(Q, weights, (agent,))
                 a_bar = q - jnp.sum(old[agent] * q, axis=-1, keepdims=True)
-                step = _exact_step(old[agent], rho, a_bar, C).policy
+                step = exact_step_unchecked(old[agent], rho, a_bar, C).policy
                 return tuple(step if i == agent else new[i] for i in range(n))
 
             return update
@@ -165,7 +167,7 @@ def mappo_objective(
     ```
     """
     where = "mappo_objective"
-    eps = _check_epsilon(epsilon, where)
+    eps = check_epsilon(epsilon, where)
     r = as_float_array(ratios, "ratios")
     A = as_float_array(advantage, "advantage", r.dtype)
     if r.shape[:-1] != A.shape:
@@ -248,7 +250,7 @@ def happo_objective(
     ```
     """
     where = "happo_objective"
-    eps = _check_epsilon(epsilon, where)
+    eps = check_epsilon(epsilon, where)
     r = check_ratio(as_float_array(ratio, "ratio"), "ratio", where)
     M = check_finite(as_float_array(factor, "factor", r.dtype), "factor", where)
     return ppo_clip_objective(r, M, eps)
@@ -540,15 +542,15 @@ def trpo_agent_update(
     def kl(q: Params) -> Array:
         return jnp.mean(policy.kl(old_out, q, obs))
 
-    fvp = _gauss_newton_fisher_vector_product(
+    fvp = gauss_newton_fisher_vector_product(
         lambda q: policy.apply(q, obs),
         lambda out: jnp.mean(policy.family.kl(old_out, out)),
         params,
         damping,
         "trpo_agent_update",
     )
-    delta = _check_delta(delta, "trpo_agent_update")
-    new = _trpo_update(
+    delta = check_delta(delta, "trpo_agent_update")
+    new = trpo_update_with_product(
         surrogate, kl, fvp, damping, params, delta, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
     )
     return new, opt_state
@@ -654,7 +656,7 @@ def hatrpo_update(
     """
     where = "hatrpo_update"
     obs, acts, old, adv = _check_batch(params, policy_fns, observations, actions, old_log_probs, advantages, where)
-    delta = _check_delta(delta, where)
+    delta = check_delta(delta, where)
     n = len(params)
     update = partial(
         trpo_agent_update,
@@ -738,7 +740,7 @@ def happo_update(
     """
     where = "happo_update"
     obs, acts, old, adv = _check_batch(params, policy_fns, observations, actions, old_log_probs, advantages, where)
-    epsilon = _check_epsilon(epsilon, where)
+    epsilon = check_epsilon(epsilon, where)
     check_positive_int(num_epochs, "num_epochs", where)
     check_positive_int(num_minibatches, "num_minibatches", where)
     n, B = len(params), adv.shape[0]

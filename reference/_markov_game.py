@@ -33,7 +33,7 @@ from ._checks import (
     check_where,
 )
 from ._mdp import FiniteMDP
-from ._trust_region import _penalty_from_advantages, kl_divergence
+from ._trust_region import kl_divergence, penalty_from_advantages
 from ._types import Array, ArrayLike, Float, ScalarLike
 from ._values import action_values, discounted_visitation, expected_return
 
@@ -231,7 +231,7 @@ def joint_action_mdp(game: CooperativeGame) -> FiniteMDP:
     return FiniteMDP(game.P.reshape(S, -1, S), game.R.reshape(S, -1), game.gamma, game.rho0)
 
 
-def _joint(policies: Sequence[Array]) -> Array:
+def joint_policy_unchecked(policies: Sequence[Array]) -> Array:
     n = len(policies)
     letters = _LETTERS[:n]
     spec = ",".join(f"s{c}" for c in letters) + "->s" + letters
@@ -268,16 +268,16 @@ def joint_policy(policies: Sequence[Float[ArrayLike, "S _"]]) -> Float[Array, " 
         if a.ndim != 2 or a.shape[0] != arrs[0].shape[0]:
             raise ValueError(f"joint_policy: `policies[{i}]` must have shape [S, A_{i}] with a common S.")
     arrs = [check_distribution(a, f"policies[{i}]", "joint_policy", "s") for i, a in enumerate(arrs)]
-    return _joint(arrs)
+    return joint_policy_unchecked(arrs)
 
 
 def _joint_Q(game: CooperativeGame, policies: tuple[Array, ...]) -> Array:
     S = game.P.shape[0]
-    mdp = _as_mdp_unchecked(game)
-    return action_values(mdp, _joint(policies).reshape(S, -1)).reshape(game.R.shape)
+    mdp = as_mdp_unchecked(game)
+    return action_values(mdp, joint_policy_unchecked(policies).reshape(S, -1)).reshape(game.R.shape)
 
 
-def _as_mdp_unchecked(game: CooperativeGame) -> FiniteMDP:
+def as_mdp_unchecked(game: CooperativeGame) -> FiniteMDP:
     """The joint-action MDP without re-validating (the game was validated when built)."""
     S = game.P.shape[0]
     mdp = object.__new__(FiniteMDP)
@@ -288,7 +288,7 @@ def _as_mdp_unchecked(game: CooperativeGame) -> FiniteMDP:
     return mdp
 
 
-def _contract(Q: Array, weights: dict[int, Array], keep: tuple[int, ...]) -> Array:
+def contract_agents(Q: Array, weights: dict[int, Array], keep: tuple[int, ...]) -> Array:
     """Contract the agent axes of `Q[s, a1..an]` with per-agent weights.
 
     All agents not in `keep` are contracted; the result is `[s, a_keep[0], …]` in `keep`'s order.
@@ -344,7 +344,7 @@ def marginal_action_values(
     pis = check_policies(game, policies, where)
     keep = check_agents(game, agents, where)
     Q = _joint_Q(game, pis)
-    return _contract(Q, dict(enumerate(pis)), keep)
+    return contract_agents(Q, dict(enumerate(pis)), keep)
 
 
 @jaxtyped(typechecker=beartype)
@@ -395,8 +395,8 @@ def multi_agent_advantage(
         )
     Q = _joint_Q(game, pis)
     weights = dict(enumerate(pis))
-    both = _contract(Q, weights, prior + keep)
-    base = _contract(Q, weights, prior)
+    both = contract_agents(Q, weights, prior + keep)
+    base = contract_agents(Q, weights, prior)
     return both - base.reshape(base.shape + (1,) * len(keep))
 
 
@@ -407,7 +407,7 @@ def _expected_local_advantage(Q: Array, old: tuple[Array, ...], new: dict[int, A
     rest, minus its π^{agent} average.
     """
     weights = {i: new.get(i, old[i]) for i in range(len(old))}
-    q = _contract(Q, weights, (agent,))
+    q = contract_agents(Q, weights, (agent,))
     return q - jnp.sum(old[agent] * q, axis=-1, keepdims=True)
 
 
@@ -452,7 +452,7 @@ def multi_agent_surrogate(
         raise ValueError(f"{where}: `agents` must name at least one agent (i_1, …, i_m).")
     Q = _joint_Q(game, pis)
     a_bar = _expected_local_advantage(Q, pis, {i: new[i] for i in order[:-1]}, order[-1])
-    rho = discounted_visitation(_as_mdp_unchecked(game), _joint(pis).reshape(game.P.shape[0], -1))
+    rho = discounted_visitation(as_mdp_unchecked(game), joint_policy_unchecked(pis).reshape(game.P.shape[0], -1))
     return jnp.dot(rho, jnp.sum(new[order[-1]] * a_bar, axis=-1))
 
 
@@ -498,9 +498,9 @@ def multi_agent_lower_bound(
     if len(perm) != _num_agents(game):
         raise ValueError(f"{where}: `order` must be a permutation of all {_num_agents(game)} agents, but is {perm}.")
     Q = _joint_Q(game, pis)
-    V = _contract(Q, dict(enumerate(pis)), ())  # Q^∅ = V
-    rho = discounted_visitation(_as_mdp_unchecked(game), _joint(pis).reshape(game.P.shape[0], -1))
-    C = _penalty_from_advantages(game.gamma, Q - V.reshape(V.shape + (1,) * _num_agents(game)))
+    V = contract_agents(Q, dict(enumerate(pis)), ())  # Q^∅ = V
+    rho = discounted_visitation(as_mdp_unchecked(game), joint_policy_unchecked(pis).reshape(game.P.shape[0], -1))
+    C = penalty_from_advantages(game.gamma, Q - V.reshape(V.shape + (1,) * _num_agents(game)))
     total = jnp.dot(game.rho0, V)
     for m, agent in enumerate(perm):
         a_bar = _expected_local_advantage(Q, pis, {i: new[i] for i in perm[:m]}, agent)
@@ -562,7 +562,7 @@ def nash_gap(game: CooperativeGame, policies: Sequence[Float[ArrayLike, "S _"]])
 
     pis = check_policies(game, policies, "nash_gap")
     S = game.P.shape[0]
-    J = expected_return(_as_mdp_unchecked(game), _joint(pis).reshape(S, -1))
+    J = expected_return(as_mdp_unchecked(game), joint_policy_unchecked(pis).reshape(S, -1))
     gains = []
     for i in range(len(pis)):
         _, V = policy_iteration(_induced_mdp(game, pis, i))

@@ -17,9 +17,9 @@ from jaxtyping import jaxtyped
 from ._checks import (
     TRACED,
     as_float_array,
+    check_epsilon,
     check_finite,
     check_interval,
-    check_positive_scalar,
     check_same_shape,
     check_where,
     is_concrete,
@@ -66,10 +66,6 @@ def check_ratio(r: Array, name: str, where: str) -> Array:
     return check_where(r, r, lambda xp, x: x < 0, f"{where}: `{name}` must be >= 0 (a ratio of probabilities)", name)
 
 
-def _check_epsilon(epsilon: ScalarLike, where: str) -> Array:
-    return check_positive_scalar(epsilon, "epsilon", where, "the clip width")
-
-
 @jaxtyped(typechecker=beartype)
 def ppo_clip_objective(
     ratio: Float[ArrayLike, "*batch"], advantage: Float[ArrayLike, "*batch"], epsilon: ScalarLike
@@ -103,7 +99,7 @@ def ppo_clip_objective(
     r = as_float_array(ratio, "ratio")
     A = as_float_array(advantage, "advantage", r.dtype)
     check_same_shape(r, A, ("ratio", "advantage"), where)
-    eps = _check_epsilon(epsilon, where).astype(r.dtype)
+    eps = check_epsilon(epsilon, where).astype(r.dtype)
     r = check_ratio(r, "ratio", where)
     A = check_finite(A, "advantage", where)
     return jnp.minimum(r * A, jnp.clip(r, 1.0 - eps, 1.0 + eps) * A)

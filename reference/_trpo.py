@@ -20,7 +20,7 @@ import lineax as lx
 from beartype import beartype
 from jaxtyping import jaxtyped
 
-from ._checks import check_nonnegative_scalar, check_positive_int, check_positive_scalar
+from ._checks import check_delta, check_nonnegative_scalar, check_positive_int
 from ._types import Array, Params, ScalarLike
 
 
@@ -31,10 +31,6 @@ def _tree_dot(a: Params, b: Params) -> Array:
 
 def _tree_axpy(alpha: Array, x: Params, y: Params) -> Params:
     return jax.tree_util.tree_map(lambda xi, yi: yi + (alpha * xi).astype(yi.dtype), x, y)
-
-
-def _check_delta(delta: ScalarLike, where: str) -> Array:
-    return check_positive_scalar(delta, "delta", where, "the KL radius")
 
 
 @jaxtyped(typechecker=beartype)
@@ -85,7 +81,7 @@ def fisher_vector_product(
     return fvp
 
 
-def _gauss_newton_fisher_vector_product(
+def gauss_newton_fisher_vector_product(
     apply_fn: Callable[[Params], Any],
     output_kl_fn: Callable[[Any], Array],
     params: Params,
@@ -154,7 +150,7 @@ def natural_gradient_step(
 
     ```
     """
-    delta = _check_delta(delta, "natural_gradient_step")
+    delta = check_delta(delta, "natural_gradient_step")
     check_positive_int(cg_steps, "cg_steps", "natural_gradient_step")
     return _natural_gradient_step(g, fisher_vector_product, delta, cg_steps, cg_tol, 1.0)
 
@@ -240,7 +236,7 @@ def backtracking_line_search(
     ```
     """
     where = "backtracking_line_search"
-    delta = _check_delta(delta, where)
+    delta = check_delta(delta, where)
     check_positive_int(max_backtracks, "max_backtracks", where)
     if not 0.0 < backtrack_ratio < 1.0:
         raise ValueError(f"{where}: `backtrack_ratio` must lie in (0, 1), but is {backtrack_ratio!r}.")
@@ -315,14 +311,14 @@ def trpo_update(
 
     ```
     """
-    delta = _check_delta(delta, "trpo_update")
+    delta = check_delta(delta, "trpo_update")
     fvp = fisher_vector_product(kl_fn, params, damping)
-    return _trpo_update(
+    return trpo_update_with_product(
         surrogate_fn, kl_fn, fvp, damping, params, delta, cg_steps, backtrack_ratio, max_backtracks, accept_ratio
     )
 
 
-def _trpo_update(
+def trpo_update_with_product(
     surrogate_fn: Callable[[Params], Array],
     kl_fn: Callable[[Params], Array],
     fvp: Callable[[Params], Params],

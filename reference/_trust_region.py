@@ -354,7 +354,7 @@ def performance_difference(
     return jnp.dot(rho_bar, jnp.sum(pi_bar_arr * advantages(mdp, pi_arr), axis=-1))
 
 
-def _penalty_from_advantages(gamma: Array, A: Array) -> Array:
+def penalty_from_advantages(gamma: Array, A: Array) -> Array:
     """C = 4γ max|A| / (1−γ)² from an advantage tensor (single-agent or joint)."""
     return 4.0 * gamma * jnp.max(jnp.abs(A)) / (1.0 - gamma) ** 2
 
@@ -385,7 +385,7 @@ def penalty_coefficient(mdp: FiniteMDP, pi: Float[ArrayLike, "S A"]) -> Float[Ar
     ```
     """
     pi_arr = check_policy(pi, mdp.num_states, mdp.num_actions, "penalty_coefficient")
-    return _penalty_from_advantages(mdp.gamma, advantages(mdp, pi_arr))
+    return penalty_from_advantages(mdp.gamma, advantages(mdp, pi_arr))
 
 
 @jaxtyped(typechecker=beartype)
@@ -546,7 +546,7 @@ def _safeguarded_newton(fun, x0: Array, lo: Array, hi: Array, tol: float) -> Arr
 
 
 @jax.jit
-def _exact_step(p: Array, w: Array, a: Array, C: Array) -> TrustRegionStep:
+def exact_step_unchecked(p: Array, w: Array, a: Array, C: Array) -> TrustRegionStep:
     dtype = p.dtype
     tol = 1e-12 if jnp.finfo(dtype).bits >= 64 else 1e-5
     span = jnp.max(a, axis=-1) - jnp.min(a, axis=-1)
@@ -661,7 +661,7 @@ def exact_trust_region_step(
     w = check_where(w, w, lambda xp, x: x < 0, f"{where}: `weights` must be non-negative", "weights")
     a = check_finite(a, "scores", where)
     C = check_nonnegative_scalar(penalty, "penalty", where).astype(p.dtype)
-    return _exact_step(p, w, a, C)
+    return exact_step_unchecked(p, w, a, C)
 
 
 @jaxtyped(typechecker=beartype)
@@ -708,8 +708,8 @@ def monotonic_policy_iteration(mdp: FiniteMDP, pi0: Float[ArrayLike, "S A"], num
 def _monotonic_policy_iteration(mdp: FiniteMDP, pi0: Array, num_iters: int) -> Array:
     def step(pi: Array, _: None) -> tuple[Array, Array]:
         A = advantages(mdp, pi)
-        C = _penalty_from_advantages(mdp.gamma, A)
-        new = _exact_step(pi, discounted_visitation(mdp, pi), A, C).policy
+        C = penalty_from_advantages(mdp.gamma, A)
+        new = exact_step_unchecked(pi, discounted_visitation(mdp, pi), A, C).policy
         return new, new
 
     _, path = jax.lax.scan(step, pi0, None, length=num_iters)

@@ -576,8 +576,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     m(
         "mm-normalised-weights",
         "_trust_region.py",
-        "new = _exact_step(pi, discounted_visitation(mdp, pi), A, C).policy",
-        "new = _exact_step(pi, (1.0 - mdp.gamma) * discounted_visitation(mdp, pi), A, C).policy",
+        "new = exact_step_unchecked(pi, discounted_visitation(mdp, pi), A, C).policy",
+        "new = exact_step_unchecked(pi, (1.0 - mdp.gamma) * discounted_visitation(mdp, pi), A, C).policy",
         "the MM step maximises the surrogate with the normalised ρ (not Theorem 1's bound)",
         "test_trust_region.py::test_monotonic_policy_iteration_never_decreases_J",
         "test_trust_region.py::test_monotonic_policy_iteration_steps_maximise_the_bound",
@@ -585,8 +585,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     m(
         "mm-half-penalty",
         "_trust_region.py",
-        "C = _penalty_from_advantages(mdp.gamma, A)\n        new",
-        "C = 0.5 * _penalty_from_advantages(mdp.gamma, A)\n        new",
+        "C = penalty_from_advantages(mdp.gamma, A)\n        new",
+        "C = 0.5 * penalty_from_advantages(mdp.gamma, A)\n        new",
         "the MM iteration maximises with half the penalty (no longer a minorant)",
         "test_trust_region.py::test_monotonic_policy_iteration_never_decreases_J",
         "test_trust_region.py::test_monotonic_policy_iteration_steps_maximise_the_bound",
@@ -746,8 +746,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     m(
         "algorithm-1-half-penalty",
         "_heterogeneous_agent.py",
-        "C = _penalty_from_advantages(game.gamma, A)",
-        "C = 0.5 * _penalty_from_advantages(game.gamma, A)",
+        "C = penalty_from_advantages(game.gamma, A)",
+        "C = 0.5 * penalty_from_advantages(game.gamma, A)",
         "Algorithm 1's penalty halved (no longer Lemma 2's minorant)",
         "test_heterogeneous_agent.py::test_algorithm_1_improves_monotonically",
         "test_heterogeneous_agent.py::test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum",
@@ -890,8 +890,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     m(
         "algorithm-1-old-visitation-weights-squared",
         "_heterogeneous_agent.py",
-        "step = _exact_step(old[agent], rho, a_bar, C).policy",
-        "step = _exact_step(old[agent], rho * rho, a_bar, C).policy",
+        "step = exact_step_unchecked(old[agent], rho, a_bar, C).policy",
+        "step = exact_step_unchecked(old[agent], rho * rho, a_bar, C).policy",
         "Algorithm 1 weights each state's local advantage by ρ² instead of ρ",
         "test_heterogeneous_agent.py::test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum",
     ),
