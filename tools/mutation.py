@@ -1293,7 +1293,7 @@ def write_docs(outcomes: list[Outcome], summary: str) -> None:
         "prove that code (then the whole suite, for a mutant they miss). Rerun it from a clone:",
         "",
         "```bash",
-        "python tools/mutation.py --write   # about an hour on 2 cores",
+        "python tools/mutation.py --write   # under an hour on 2 cores",
         "```",
         "",
         f"**Latest result of every mutant: {summary}.**",
