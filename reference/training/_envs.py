@@ -233,7 +233,8 @@ def mujoco_warnings_to_console() -> bool:
 
     ```pycon
     >>> from reference import training
-    >>> on = training.mujoco_warnings_to_console()  # True where the `mabrax` extra is installed
+    >>> # False where MuJoCo (the `mabrax` extra) is not installed
+    >>> installed = training.mujoco_warnings_to_console()
 
     ```
     """
