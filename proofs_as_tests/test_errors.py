@@ -376,6 +376,12 @@ def test_delta_must_be_positive(delta):
         delta,
         1.0,
     )
+    refuses(
+        r"simultaneous_update_counterexample: `delta` \(the KL radius\) must be finite and > 0",
+        rf.simultaneous_update_counterexample,
+        jnp.asarray([-0.25, 0.25]),
+        delta,
+    )
 
 
 def test_line_search_and_fisher_arguments():

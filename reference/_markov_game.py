@@ -24,11 +24,11 @@ from jaxtyping import PRNGKeyArray, jaxtyped
 
 from ._checks import (
     as_float_array,
+    check_delta,
     check_distribution,
     check_finite,
     check_gamma,
     check_positive_int,
-    check_positive_scalar,
     check_shape,
     check_where,
 )
@@ -669,7 +669,7 @@ def simultaneous_update_counterexample(
     check_shape(mu, (2,), "means", where, "[2]")
     mu = check_finite(mu, "means", where)
     mu = check_where(mu, mu, lambda xp, x: x == 0, f"{where}: `means` must be non-zero (the step's direction)", "means")
-    d = check_positive_scalar(delta, "delta", where, "the KL radius").astype(mu.dtype)
+    d = check_delta(delta, where).astype(mu.dtype)
     radius = jnp.sqrt(2.0 * d)
     simultaneous = jnp.stack([mu[0] + jnp.sign(mu[1]) * radius, mu[1] + jnp.sign(mu[0]) * radius])
     first = mu[0] + jnp.sign(mu[1]) * radius
