@@ -917,12 +917,8 @@ def test_float32_code_is_told_what_to_declare():
     check_gae(_gae_float32, Conventions(arrays="numpy", rtol=1e-5, atol=1e-6), max_examples=examples(50))
 
 
-JAX_FREE = r"""
-import sys
-for name in ("jax", "jaxlib", "equinox", "optax", "lineax", "jaxtyping"):
-    sys.modules[name] = None  # as if not installed: importing it raises ModuleNotFoundError
+NUMPY_GAE = r"""
 import numpy as np
-from reference.testing import ConformanceError, Conventions, check_gae
 
 def gae(r, v, d, g, lam):
     adv, carry = np.zeros_like(r), np.zeros(r.shape[1])
@@ -930,7 +926,18 @@ def gae(r, v, d, g, lam):
         carry = r[t] + g * (1 - d[t]) * v[t + 1] - v[t] + g * lam * (1 - d[t]) * carry
         adv[t] = carry
     return adv
+"""
+"""A numpy GAE, written out for the proofs that run `reference.testing` in a fresh process."""
 
+JAX_FREE = (
+    r"""
+import sys
+for name in ("jax", "jaxlib", "equinox", "optax", "lineax", "jaxtyping"):
+    sys.modules[name] = None  # as if not installed: importing it raises ModuleNotFoundError
+from reference.testing import ConformanceError, Conventions, check_gae
+"""
+    + NUMPY_GAE
+    + r"""
 check_gae(gae, Conventions(arrays="numpy"), max_examples=20)
 try:
     check_gae(lambda r, v, d, g, lam: gae(r, v, 0 * d, g, lam), Conventions(arrays="numpy"), max_examples=20)
@@ -943,6 +950,7 @@ except ModuleNotFoundError as e:
     print(e)
 print(sorted(m for m, module in sys.modules.items() if module is not None and m.split(".")[0] == "jax"))
 """
+)
 
 
 def test_the_numpy_checks_run_without_jax():
@@ -1028,17 +1036,6 @@ except ConformanceError:
 print(configuration.storage_directory("x").home_directory)  # the caller's own storage, set back
 """
 
-MY_GAE = r"""
-import numpy as np
-
-def gae(r, v, d, g, lam):
-    adv, carry = np.zeros_like(r), np.zeros(r.shape[1])
-    for t in reversed(range(len(r))):
-        carry = r[t] + g * (1 - d[t]) * v[t + 1] - v[t] + g * lam * (1 - d[t]) * carry
-        adv[t] = carry * 1.0
-    return adv
-"""
-
 
 def test_a_check_leaves_no_files_in_the_working_directory(tmp_path):
     """A passing and a failing check run from a directory holding the caller's own module leave
@@ -1048,7 +1045,7 @@ def test_a_check_leaves_no_files_in_the_working_directory(tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "mygae.py").write_text(MY_GAE)
+    (tmp_path / "mygae.py").write_text(NUMPY_GAE)
     env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_STORAGE_DIRECTORY"}
     out = subprocess.run(
         [sys.executable, "-c", LEAVES_NO_FILES], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
