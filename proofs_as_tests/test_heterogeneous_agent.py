@@ -22,6 +22,11 @@ def joint_J(game, pis):
     return float(rf.expected_return(rf.joint_action_mdp(game), rf.joint_policy(pis).reshape(S, -1)))
 
 
+# One iteration count for the three proofs that run Algorithm 1: it is static, so with one count they
+# share its compiled program per game shape (the first two read only the iterations they need).
+ALGORITHM_1_ITERATIONS = 30
+
+
 @at_most(30)
 @given(games(max_gamma=0.9), st.data())
 def test_algorithm_1_improves_monotonically(game, data):
@@ -30,8 +35,8 @@ def test_algorithm_1_improves_monotonically(game, data):
     asserted to vanish (convergence to a NE is asymptotic)."""
     pis, _ = data.draw(joint_policy_pairs(game))
     seed = data.draw(st.integers(0, 2**31 - 1))
-    history = rf.multi_agent_policy_iteration(jax.random.key(seed), game, pis, 5)
-    Js = [joint_J(game, [h[k] for h in history]) for k in range(6)]
+    history = rf.multi_agent_policy_iteration(jax.random.key(seed), game, pis, ALGORITHM_1_ITERATIONS)
+    Js = [joint_J(game, [h[k] for h in history]) for k in range(6)]  # the first five iterations
     scale = tol(rf.value_iteration(rf.joint_action_mdp(game)), rel=1e-9)
     for a, b in itertools.pairwise(Js):
         assert b >= a - scale
@@ -47,7 +52,8 @@ def test_fixed_point_of_algorithm_1_is_a_nash_equilibrium(game, data):
     raises J, so a fixed point is reached; an example that has not reached it within 30 iterations is
     discarded (`assume`: hypothesis fails the test if too many are, so the assertion always runs)."""
     pis, _ = data.draw(joint_policy_pairs(game))
-    history = rf.multi_agent_policy_iteration(jax.random.key(data.draw(st.integers(0, 2**31 - 1))), game, pis, 30)
+    key = jax.random.key(data.draw(st.integers(0, 2**31 - 1)))
+    history = rf.multi_agent_policy_iteration(key, game, pis, ALGORITHM_1_ITERATIONS)
     last, before = [h[-1] for h in history], [h[-2] for h in history]
     assume(all(bool(jnp.all(a == b)) for a, b in zip(last, before, strict=True)))
     assert float(rf.nash_gap(game, last)) <= 1e-12
@@ -135,23 +141,29 @@ def mappo_value(game, theta, theta_old, eps):
     return jnp.dot(rho, jnp.sum(joint_old * rf.mappo_objective(ratios, A, eps), -1))
 
 
+@jax.jit
+def _mappo_value_and_gradients(game, theta):
+    """L^MAPPO(θ_k) at θ = θ_k, its gradient there and ∇_θ J(π_θ), in one program per game shape."""
+    S, n = game.num_states, game.num_agents
+    mdp = rf.joint_action_mdp(game)
+    g_mappo = jax.grad(lambda t: mappo_value(game, t, theta, 0.2))(theta)
+    g_J = jax.grad(lambda t: rf.expected_return(mdp, rf.joint_policy([jax.nn.softmax(t, -1)] * n).reshape(S, -1)))(
+        theta
+    )
+    return mappo_value(game, theta, theta, 0.2), g_mappo, g_J
+
+
 @at_most(40)
 @given(games(max_actions=2, max_agents=3), st.data())
 def test_mappo_objective_at_old_policy(game, data):
     """B15a (A36): with a shared tabular softmax, L^MAPPO(θ_k) = 0 and ∇L^MAPPO(θ_k) = ∇_θ J(π_θ)
     (the joint log-probability is the sum of the agents')."""
-    if len(set(game.action_sizes)) != 1:
-        return
-    S, n, k = game.num_states, game.num_agents, game.action_sizes[0]
+    assert set(game.action_sizes) == {2}  # one action set, shared (max_actions=2)
+    S, k = game.num_states, game.action_sizes[0]
     theta = jnp.asarray(np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).uniform(-2, 2, (S, k)))
-    value = mappo_value(game, theta, theta, 0.2)
-    mdp = rf.joint_action_mdp(game)
-    scale = tol(rf.value_iteration(mdp), rel=1e-10)
+    value, g_mappo, g_J = _mappo_value_and_gradients(game, theta)
+    scale = tol(rf.value_iteration(rf.joint_action_mdp(game)), rel=1e-10)
     assert abs(float(value)) <= scale
-    g_mappo = jax.grad(lambda t: mappo_value(game, t, theta, 0.2))(theta)
-    g_J = jax.grad(lambda t: rf.expected_return(mdp, rf.joint_policy([jax.nn.softmax(t, -1)] * n).reshape(S, -1)))(
-        theta
-    )
     np.testing.assert_allclose(g_mappo, g_J, rtol=0, atol=10 * scale)
 
 
@@ -536,9 +548,11 @@ def test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum(g
     each proved against enumeration in test_markov_game.py."""
     pis, _ = data.draw(joint_policy_pairs(game))
     key = jax.random.key(data.draw(st.integers(0, 2**31 - 1)))
-    history = rf.multi_agent_policy_iteration(key, game, pis, 1)
-    new = tuple(h[1] for h in history)
-    order = tuple(int(i) for i in jax.random.permutation(jax.random.split(key, 1)[0], game.num_agents))
+    history = rf.multi_agent_policy_iteration(key, game, pis, ALGORITHM_1_ITERATIONS)
+    new = tuple(h[1] for h in history)  # the first iteration, in its documented order:
+    order = tuple(
+        int(i) for i in jax.random.permutation(jax.random.split(key, ALGORITHM_1_ITERATIONS)[0], game.num_agents)
+    )
     t = tol(rf.value_iteration(rf.joint_action_mdp(game)), rel=1e-9)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     deltas = []

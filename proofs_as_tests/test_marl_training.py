@@ -425,7 +425,17 @@ CLI = pathlib.Path(__file__).resolve().parents[1] / "examples" / "train_marl.py"
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, str(CLI), *args], capture_output=True, text=True, cwd=cwd, check=False)
+    """The command line in a subprocess. It shares the proofs' compilation cache (conftest.py), when
+    there is one: a run resumed or evaluated after training reads the programs training compiled."""
+    env = dict(os.environ)
+    if env.get("REFERENCE_PROOFS_XLA_CACHE") and not env.get("JAX_COMPILATION_CACHE_DIR"):
+        env |= {
+            "JAX_COMPILATION_CACHE_DIR": env["REFERENCE_PROOFS_XLA_CACHE"],
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        }
+    return subprocess.run(
+        [sys.executable, str(CLI), *args], capture_output=True, text=True, cwd=cwd, env=env, check=False
+    )
 
 
 @pytest.mark.slow
