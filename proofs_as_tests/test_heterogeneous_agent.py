@@ -545,14 +545,21 @@ def test_algorithm_1_steps_maximise_their_terms_and_j_gains_at_least_their_sum(g
     C·D^max_KL(π_k^{i_m}, ·) given the earlier agents' NEW policies (no random perturbation of it
     scores higher; Δ_m is concave, so a local maximum is the maximum), Δ_m ≥ 0 (staying put scores
     0), and J(π_{k+1}) − J(π_k) ≥ Σ_m Δ_m (Lemma 2). Δ_m comes from the library's surrogate and KL,
-    each proved against enumeration in test_markov_game.py."""
+    each proved against enumeration in test_markov_game.py. The key is one whose documented first
+    order is not 0, 1, …, n−1 (where n > 1), so that an iteration that ignored its key would be
+    checked against the wrong order."""
     pis, _ = data.draw(joint_policy_pairs(game))
-    key = jax.random.key(data.draw(st.integers(0, 2**31 - 1)))
-    history = rf.multi_agent_policy_iteration(key, game, pis, ALGORITHM_1_ITERATIONS)
-    new = tuple(h[1] for h in history)  # the first iteration, in its documented order:
-    order = tuple(
-        int(i) for i in jax.random.permutation(jax.random.split(key, ALGORITHM_1_ITERATIONS)[0], game.num_agents)
-    )
+    n, seed = game.num_agents, data.draw(st.integers(0, 2**31 - 1))
+
+    def first_order(seed):
+        key = jax.random.split(jax.random.key(seed), ALGORITHM_1_ITERATIONS)[0]
+        return tuple(int(i) for i in jax.random.permutation(key, n))
+
+    while n > 1 and first_order(seed) == tuple(range(n)):
+        seed += 1
+    order = first_order(seed)
+    history = rf.multi_agent_policy_iteration(jax.random.key(seed), game, pis, ALGORITHM_1_ITERATIONS)
+    new = tuple(h[1] for h in history)  # the first iteration, in that order
     t = tol(rf.value_iteration(rf.joint_action_mdp(game)), rel=1e-9)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     deltas = []
