@@ -1,6 +1,7 @@
 """Notes §3: the Fisher matrix, the natural-gradient step and the TRPO update. Catalogue item B13 (`docs/notes.md`)."""
 
 import functools
+import math
 
 import equinox as eqx
 import jax
@@ -176,19 +177,29 @@ def kl_rounding_bound(theta, direction, e, weights, fvp_direction) -> float:
     return 2 * F64 * (float(jnp.sum(weights)) * logs + shift)
 
 
+CAUCHY = -math.log(2 - math.exp(0.5))  # ≈ 1.046: the bound on |log E e^{t(Δ − EΔ)}| at |t| = 1/(2M)
+
+
 @at_most(40)  # each example compiles new shapes
 @given(st.integers(1, 4), st.integers(2, 4), st.data())
 def test_mean_kl_is_quadratic_in_the_fisher_to_second_order(S, A, data):
-    """B13: E_s KL(π_k‖π_{θk+εΔ}) = ½ε²ΔᵀHΔ + O(ε³): the remainder shrinks like ε³.
+    """B13: E_s KL(π_k‖π_{θk+εΔ}) = ½ε²ΔᵀHΔ + O(ε³): no constant or linear term, and the
+    quadratic coefficient is q = ½ΔᵀHΔ with H from `fisher_vector_product`.
 
-    With R(ε) = |KL(θ + εΔ) − ε²q|/ε² (q = ½ΔᵀHΔ) the math says R(ε) = c₃ε + O(ε²), so
-    R(1e-3) ≤ ¼R(4e-3) up to higher-order terms; the test allows ½R(4e-3), plus 1e-9·q for the
-    fourth-order term when c₃ = 0. The KL is computed in float64 with an absolute rounding error
-    r(ε) (bounded in `kl_rounding_bound`), so each computed R carries ±r(ε)/ε²: the assertions
-    add r(1e-3)/1e-6 and ½r(4e-3)/1.6e-5. Without that term a direction nearly along the
-    softmax's null space (q ~ 1e-6, found by the thorough profile at S = 1, A = 2) let rounding of
-    order 1e-16/ε² exceed the purely relative allowance on correct code. A Hessian off by any
-    factor leaves R(ε) ≈ |1 − factor|·q for both ε and fails both assertions.
+    Per state, KL(π‖softmax(θ + εΔ)) = log E_π e^{ε(Δ − E_πΔ)}, the cumulant generating function
+    of the centred Δ, so its Taylor coefficients are the cumulants κ_n/n! (n ≥ 2). With M the
+    largest |Δ_{s,a} − E_πΔ_s|, on the circle |ε| = 1/(2M) the expectation is within e^{1/2} − 1
+    of 1, so the logarithm is analytic inside and at most c = −log(2 − e^{1/2}) ≈ 1.046 in
+    modulus there; Cauchy's estimate bounds every coefficient of the w-weighted sum by
+    c·Σw·(2M)^n. At ε = 1e-3 (2Mε < 1) this gives, with the KL's computed rounding bound r(ε)
+    (`kl_rounding_bound`) added:
+    - the odd part (KL(ε) − KL(−ε))/2 = Σ_{odd n ≥ 3} a_n ε^n has no linear term: it is at most
+      c·Σw·(2Mε)³/(1 − (2Mε)²);
+    - the even part over ε², D(ε) = q + a_4ε² + a_6ε⁴ + …, extrapolated (Richardson,
+      (4D(ε/2) − D(ε))/3, which cancels a_4) equals q up to c·Σw·(2M)⁶ε⁴/(3(1 − (2Mε)²)).
+    A Hessian off by a factor f leaves |1 − f|·q. (An earlier form of this proof compared
+    remainders at two ε, assuming the ε³ term dominates the ε⁴ term; the thorough profile found
+    a direction at S = 1, A = 3 where they cancel near ε = 4e-3, and it failed on correct code.)
     """
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     theta = jnp.asarray(rng.uniform(-2, 2, (S, A)))
@@ -198,14 +209,29 @@ def test_mean_kl_is_quadratic_in_the_fisher_to_second_order(S, A, data):
     direction = jnp.asarray(rng.normal(size=(S, A)))
     h_direction = fvp(direction)
     quad = 0.5 * float(jnp.vdot(direction, h_direction))
-    steps = (4e-3, 1e-3)
-    # (KL(θ+εΔ) − ε²·½ΔᵀHΔ)/ε² must vanish as ε → 0 (it is O(ε)); a wrong H leaves a constant.
-    relative = [abs(float(kl(theta + e * direction)) - e**2 * quad) / e**2 for e in steps]
     # rounding of q itself: a dot product of S·A terms, relative error ≤ S·A·u of Σ|Δ||HΔ|
     q_round = S * A * F64 * float(jnp.sum(jnp.abs(direction * h_direction)))
-    rounding = [kl_rounding_bound(theta, direction, e, w, h_direction) / e**2 + q_round for e in steps]
-    assert relative[1] <= 0.5 * (relative[0] + rounding[0]) + rounding[1] + 1e-9 * quad
-    assert relative[0] <= 0.05 * quad + rounding[0]
+
+    pi, d = np.asarray(jax.nn.softmax(theta, -1)), np.asarray(direction)
+    M = float(np.max(np.abs(d - np.sum(pi * d, -1, keepdims=True))))
+    scale, eps = CAUCHY * float(np.sum(np.asarray(w))), 1e-3
+    x = 2 * M * eps
+    assert x < 0.5  # inside the circle, with the geometric tails below at most doubled
+
+    def kl_at(e):  # KL(θ + eΔ), KL(θ − eΔ) and a rounding bound for each
+        r = kl_rounding_bound(theta, direction, e, w, h_direction) + kl_rounding_bound(
+            theta, -direction, e, w, h_direction
+        )
+        return float(kl(theta + e * direction)), float(kl(theta - e * direction)), r
+
+    plus, minus, r = kl_at(eps)
+    assert abs(plus - minus) / 2 <= scale * x**3 / (1 - x**2) + r
+    half_plus, half_minus, half_r = kl_at(eps / 2)
+    even_full, even_half = (plus + minus) / 2 / eps**2, (half_plus + half_minus) / 2 / (eps / 2) ** 2
+    extrapolated = (4 * even_half - even_full) / 3
+    truncation = scale * (2 * M) ** 6 * eps**4 / (3 * (1 - x**2))
+    rounding = (4 * half_r / 2 / (eps / 2) ** 2 + r / 2 / eps**2) / 3 + q_round + 8 * F64 * abs(quad)
+    assert abs(extrapolated - quad) <= truncation + rounding, (extrapolated, quad, truncation, rounding)
 
 
 def tabular_problem(mdp, theta_old):
