@@ -301,8 +301,9 @@ def clipped_surrogate_loss(
     r"""The loss PPO, MAPPO and HAPPO minimise: minus the clipped surrogate and the entropy bonus.
 
     $$L(\theta) = -\frac1B\sum_{b=1}^B\Big[\min\big(r_b(\theta)M_b,\ \mathrm{clip}(r_b(\theta),1\pm\epsilon)M_b\big)
-      + c_H\,\mathcal H\big(\pi_\theta(\cdot\mid o_b)\big)\Big],\qquad
-      r_b(\theta) = \frac{\pi_\theta(a_b\mid o_b)}{\pi_{\theta_k}(a_b\mid o_b)}$$
+      + c_H\,\mathcal H\big(\pi_\theta(\cdot\mid o_b)\big)\Big],$$
+
+    $$r_b(\theta) = \frac{\pi_\theta(a_b\mid o_b)}{\pi_{\theta_k}(a_b\mid o_b)}$$
 
     with $M = \hat A$ for PPO (A33) and for MAPPO, whose shared actor sees the $n$ agents'
     samples pooled into one batch of $nB$ (so the loss is minus `mappo_objective`'s mean over

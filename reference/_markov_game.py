@@ -466,8 +466,9 @@ def multi_agent_lower_bound(
     r"""The right side of Lemma 2, the multi-agent lower bound on $J(\bar\pi)$.
 
     $$J(\bar\pi) \ge J(\pi) + \sum_{m=1}^n\Big[L^{i_{1:m}}_\pi(\bar\pi^{i_{1:m-1}},\bar\pi^{i_m})
-      - C\,D^{\max}_{KL}(\pi^{i_m},\bar\pi^{i_m})\Big],\qquad
-      C = \frac{4\gamma\max_{s,\mathbf a}|A_\pi(s,\mathbf a)|}{(1-\gamma)^2}$$
+      - C\,D^{\max}_{KL}(\pi^{i_m},\bar\pi^{i_m})\Big],$$
+
+    $$C = \frac{4\gamma\max_{s,\mathbf a}|A_\pi(s,\mathbf a)|}{(1-\gamma)^2}$$
 
     for any ordering $i_{1:n}$ of all agents. Kuba et al. (2022) Lemma 2 (JMLR Lemma 6).
     Notes A44a (correction C19: the notes omit it; only an image stands in).
@@ -639,8 +640,9 @@ def simultaneous_update_counterexample(
     $J = \mathbb E[a^1a^2] = \mu^1\mu^2$. Each agent takes the exact trust-region step
 
     $$\mu^i_{\text{new}} = \arg\max_{\mu}\ \mu\,\mu^{j}\quad\text{s.t.}\quad
-      D_{KL}\big(\mathcal N(\mu^i,1)\,\|\,\mathcal N(\mu,1)\big) = \tfrac12(\mu-\mu^i)^2 \le \delta,
-      \qquad \mu^i_{\text{new}} = \mu^i + \operatorname{sign}(\mu^j)\sqrt{2\delta},$$
+      D_{KL}\big(\mathcal N(\mu^i,1)\,\|\,\mathcal N(\mu,1)\big) = \tfrac12(\mu-\mu^i)^2 \le \delta,$$
+
+    $$\mu^i_{\text{new}} = \mu^i + \operatorname{sign}(\mu^j)\sqrt{2\delta},$$
 
     where $\mu^j$ is the other agent's mean: its OLD one when both step at once (simultaneous,
     independent learners), its NEW one when agent 2 steps after agent 1 (the sequential scheme of

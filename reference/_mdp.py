@@ -296,8 +296,9 @@ GRIDWORLD_ACTIONS: tuple[str, ...] = ("N", "E", "S", "W")
 def gridworld_4x3(living_reward: float = -0.02, gamma: float = 0.99, slip: float = 0.1) -> FiniteMDP:
     r"""The 4×3 gridworld of CS229 ch. 15 and Russell & Norvig, ch. 17, as a `FiniteMDP`.
 
-    $$P(\text{intended}) = 1 - 2\,\text{slip},\qquad P(\text{each side}) = \text{slip},
-      \qquad R(s) = \begin{cases}\pm1 & \text{terminal cells } (4,3), (4,2)\\
+    $$P(\text{intended}) = 1 - 2\,\text{slip},\qquad P(\text{each side}) = \text{slip},$$
+
+    $$R(s) = \begin{cases}\pm1 & \text{terminal cells } (4,3), (4,2)\\
       \text{living\_reward} & \text{otherwise}\end{cases}$$
 
     Columns 1–4, rows 1–3 from the bottom-left; a wall at (2, 2). A move into the wall or

@@ -116,8 +116,9 @@ def generalized_advantage_estimate(
     r"""Generalised advantage estimation, GAE($\gamma, \lambda$), with episode ends.
 
     $$\hat A_t = \sum_{l\ge0}(\gamma\lambda)^l\delta_{t+l},\qquad
-      \delta_t = r_t + \gamma(1-d_t)V(s_{t+1}) - V(s_t),\qquad
-      \hat A_t = \delta_t + \gamma\lambda(1-d_t)\hat A_{t+1}$$
+      \delta_t = r_t + \gamma(1-d_t)V(s_{t+1}) - V(s_t),$$
+
+    $$\hat A_t = \delta_t + \gamma\lambda(1-d_t)\hat A_{t+1}$$
 
     where $d_t = 1$ ends the episode after step $t$ (no bootstrap, no carry across). $\lambda=0$
     gives the TD error, $\lambda=1$ the discounted return minus $V$. Notes A31 (常用 GAE 估计).

@@ -204,7 +204,9 @@ def backtracking_line_search(
 ) -> Params:
     r"""Backtracking along a step: the first $\alpha^j d$ that improves the surrogate within the KL ball.
 
-    $$\theta_{k+1} = \theta_k + \alpha^{j}d,\quad j = \min\{j\ge0:\
+    $$\theta_{k+1} = \theta_k + \alpha^{j}d,$$
+
+    $$j = \min\{j\ge0:\
       L(\theta_k+\alpha^jd) - L(\theta_k) > \max(0,\ r\,\alpha^j\,g^\top d),\
       \bar D_{KL}(\theta_k,\theta_k+\alpha^jd)\le\delta\}$$
 

@@ -431,8 +431,9 @@ def surrogate_error_bound(
 
     $$\big|J(\bar\pi) - L_\pi(\bar\pi)\big| \;\le\;
       \frac{4\alpha^2\gamma\,\epsilon_A}{(1-\gamma)\,(1-\gamma(1-\alpha))}
-      \;\le\; \frac{4\gamma\,\epsilon_A}{(1-\gamma)^2}\,\alpha^2,\qquad
-      \alpha = D^{\max}_{TV}(\pi,\bar\pi),\ \ \epsilon_A = \max_{s,a}|A_\pi(s,a)|$$
+      \;\le\; \frac{4\gamma\,\epsilon_A}{(1-\gamma)^2}\,\alpha^2,$$
+
+    $$\alpha = D^{\max}_{TV}(\pi,\bar\pi),\ \ \epsilon_A = \max_{s,a}|A_\pi(s,a)|$$
 
     Notes A25 (the claim that $L \approx J$ for nearby policies, made precise). Schulman et al.
     (2015) App. A, eqs. (41)–(45). The right-hand form is the TV version of Theorem 1 (A24):

@@ -94,6 +94,11 @@ def check(site: pathlib.Path, docs: pathlib.Path, chromium: str) -> list[str]:
                 ".filter(([i, w, r]) => w > r + 1)"
             ):
                 problems.append(f"{page_name}: table {where} is {wide} px wide in a {room} px column (columns cut off)")
+            for where, wide, room in page.evaluate(
+                "Array.from(document.querySelectorAll('article .math-display')).map((d, i) =>"
+                " [i + 1, d.scrollWidth, d.clientWidth]).filter(([i, w, r]) => w > r + 1)"
+            ):  # a scroll box: the end of the formula stays hidden until the reader scrolls
+                problems.append(f"{page_name}: display formula {where} is {wide} px wide in a {room} px column")
             unsized = page.evaluate(
                 "Array.from(document.querySelectorAll('math')).filter(m => {"
                 " const r = m.getBoundingClientRect(); return r.width === 0 || r.height === 0;"
